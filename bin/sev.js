@@ -1,0 +1,3 @@
+#!/usr/bin/env node
+'use strict';
+require('../dist/lib/cli/sev.js').main(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -1,0 +1,159 @@
+// `sev-emu`: run programs against the SEV firmware emulator (native/emu). The emulator library is
+// preloaded into the program and answers /dev/sev (and KVM's SEV commands) through the kernel's
+// own ABI, so unmodified programs — node, C clients, QEMU — work unchanged.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+
+/** Where node-gyp leaves the emulator library (make generator layouts differ by version). */
+export function emulatorLibrary(): string {
+  const candidates = [
+    process.env.SEV_EMU_LIBRARY,
+    path.join(ROOT, 'build', 'Release', 'lib.target', 'libsevemu.so'),
+    path.join(ROOT, 'build', 'Release', 'obj.target', 'libsevemu.so'),
+    path.join(ROOT, 'build', 'Release', 'libsevemu.so'),
+  ].filter((p): p is string => Boolean(p));
+  const found = candidates.find((p) => fs.existsSync(p));
+  if (!found) {
+    throw new Error(`emulator library not found (looked in ${candidates.join(', ')}); run \`npm run build\``);
+  }
+  return found;
+}
+
+export function defaultStateDir(): string {
+  const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
+  return path.join(base, 'node-sev', 'emu');
+}
+
+const GENERATIONS = ['naples', 'rome', 'milan', 'genoa', 'turin'];
+
+const HELP = `sev-emu — run programs against the SEV firmware emulator
+
+Usage:
+  sev-emu run [options] -- <command> [args...]
+  sev-emu ca [--state DIR] <file>     write the emulator's ASK‖ARK (what AMD's KDS serves as
+                                      ask_ark_<gen>.cert) so a verifier can be told to trust it
+  sev-emu lib                         print the path of the emulator library (for LD_PRELOAD)
+
+Options for run:
+  --state DIR         persistent firmware state (keys, owner, chip id); default
+                      ${defaultStateDir()}
+  --temp-state        use a fresh state directory, removed afterwards
+  --generation GEN    naples | rome | milan | genoa | turin (applies when the state is created)
+  --fw MAJOR.MINOR.BUILD   firmware version (applies when the state is created)
+  --sockets N         1 or 2 (GET_ID length; applies when the state is created)
+  --fault RULES       fault injection, e.g. PEK_GEN@2=INVALID_PLATFORM_STATE,GET_ID2@1=errno:ENOMEM
+  --trace             log every emulated command to stderr
+
+The exit code is the command's.`;
+
+export async function main(argv: string[]): Promise<number> {
+  const sep = argv.indexOf('--');
+  const own = sep >= 0 ? argv.slice(0, sep) : argv;
+  const command = sep >= 0 ? argv.slice(sep + 1) : [];
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      allowPositionals: true,
+      options: {
+        state: { type: 'string' },
+        'temp-state': { type: 'boolean' },
+        generation: { type: 'string' },
+        fw: { type: 'string' },
+        sockets: { type: 'string' },
+        fault: { type: 'string' },
+        trace: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`sev-emu: ${(e as Error).message}\nRun sev-emu --help for usage.\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  const verb = positionals[0];
+  if (values.help || !verb) {
+    process.stdout.write(HELP + '\n');
+    return verb || values.help ? 0 : 2;
+  }
+  const fail = (msg: string) => {
+    process.stderr.write(`sev-emu: ${msg}\n`);
+    return 2;
+  };
+  if (values.generation && !GENERATIONS.includes(values.generation)) {
+    return fail(`--generation must be one of ${GENERATIONS.join(', ')}`);
+  }
+  if (values.fw && !/^\d+\.\d+\.\d+$/.test(values.fw)) return fail('--fw must look like 1.55.21');
+  if (values.sockets && !['1', '2'].includes(values.sockets)) return fail('--sockets must be 1 or 2');
+
+  let library: string;
+  try {
+    library = emulatorLibrary();
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (verb === 'lib') {
+    process.stdout.write(library + '\n');
+    return 0;
+  }
+
+  const tempState = values['temp-state'] ? fs.mkdtempSync(path.join(os.tmpdir(), 'sev-emu-')) : undefined;
+  const state = tempState ?? values.state ?? process.env.SEV_EMU_STATE ?? defaultStateDir();
+  fs.mkdirSync(state, { recursive: true, mode: 0o700 });
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SEV_EMU_STATE: path.resolve(state),
+    LD_PRELOAD: [library, process.env.LD_PRELOAD].filter(Boolean).join(':'),
+  };
+  if (values.generation) env.SEV_EMU_GENERATION = values.generation;
+  if (values.fw) env.SEV_EMU_FW = values.fw;
+  if (values.sockets) env.SEV_EMU_SOCKETS = values.sockets;
+  if (values.fault) env.SEV_EMU_FAULT = values.fault;
+  if (values.trace) env.SEV_EMU_TRACE = '1';
+
+  try {
+    if (verb === 'ca') {
+      const out = positionals[1];
+      if (!out) return fail('ca: output file required');
+      // Touch the emulated device once so a new state directory gets its keys and CA.
+      const code = await runChild([process.execPath, '-e', "require('fs').closeSync(require('fs').openSync(process.env.SEV_EMU_DEVICE||'/dev/sev','r'))"], env);
+      if (code !== 0) return fail('could not initialise the emulator state');
+      fs.copyFileSync(path.join(state, 'ask_ark.cert'), out);
+      return 0;
+    }
+    if (verb !== 'run') return fail(`unknown command '${verb}'`);
+    if (command.length === 0) return fail('run: nothing to run (usage: sev-emu run [options] -- <command> [args...])');
+    return await runChild(command, env);
+  } finally {
+    if (tempState) fs.rmSync(tempState, { recursive: true, force: true });
+  }
+}
+
+function runChild(command: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(command[0], command.slice(1), { stdio: 'inherit', env });
+    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    signals.forEach((s) => process.on(s, forward));
+    const done = (code: number) => {
+      signals.forEach((s) => process.off(s, forward));
+      resolve(code);
+    };
+    child.on('error', (e) => {
+      process.stderr.write(`sev-emu: cannot run ${command[0]}: ${e.message}\n`);
+      done(127);
+    });
+    child.on('exit', (code, signal) => done(code ?? (signal ? 128 + (os.constants.signals[signal] ?? 0) : 1)));
+  });
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

@@ -1,0 +1,143 @@
+// One error type for everything node-sev reports: which command failed, the errno the kernel
+// returned, and the SEV firmware status by name. Subclasses narrow the cause (bad input, bad
+// certificate) without changing what callers can read from the error.
+import { constants as osConstants } from 'node:os';
+
+/** SEV firmware status codes (the kernel's sev_ret_code), by value. */
+export const FIRMWARE_STATUS: Readonly<Record<number, string>> = Object.freeze({
+  [-1]: 'NO_FW_CALL',
+  0x00: 'SUCCESS',
+  0x01: 'INVALID_PLATFORM_STATE',
+  0x02: 'INVALID_GUEST_STATE',
+  0x03: 'INVALID_CONFIG',
+  0x04: 'INVALID_LEN',
+  0x05: 'ALREADY_OWNED',
+  0x06: 'INVALID_CERTIFICATE',
+  0x07: 'POLICY_FAILURE',
+  0x08: 'INACTIVE',
+  0x09: 'INVALID_ADDRESS',
+  0x0a: 'BAD_SIGNATURE',
+  0x0b: 'BAD_MEASUREMENT',
+  0x0c: 'ASID_OWNED',
+  0x0d: 'INVALID_ASID',
+  0x0e: 'WBINVD_REQUIRED',
+  0x0f: 'DFFLUSH_REQUIRED',
+  0x10: 'INVALID_GUEST',
+  0x11: 'INVALID_COMMAND',
+  0x12: 'ACTIVE',
+  0x13: 'HWSEV_RET_PLATFORM',
+  0x14: 'HWSEV_RET_UNSAFE',
+  0x15: 'UNSUPPORTED',
+  0x16: 'INVALID_PARAM',
+  0x17: 'RESOURCE_LIMIT',
+  0x18: 'SECURE_DATA_INVALID',
+  0x19: 'INVALID_PAGE_SIZE',
+  0x1a: 'INVALID_PAGE_STATE',
+  0x1b: 'INVALID_MDATA_ENTRY',
+  0x1c: 'INVALID_PAGE_OWNER',
+  0x1d: 'AEAD_OFLOW',
+  0x1f: 'EXIT_RING_BUFFER',
+  0x20: 'RMP_INIT_REQUIRED',
+  0x21: 'BAD_SVN',
+  0x22: 'BAD_VERSION',
+  0x23: 'SHUTDOWN_REQUIRED',
+  0x24: 'UPDATE_FAILED',
+  0x25: 'RESTORE_REQUIRED',
+  0x26: 'RMP_INITIALIZATION_FAILED',
+  0x27: 'INVALID_KEY',
+});
+
+/** Firmware status value by name (inverse of FIRMWARE_STATUS). */
+export const FIRMWARE_STATUS_CODE: Readonly<Record<string, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(FIRMWARE_STATUS).map(([k, v]) => [v, Number(k)])),
+);
+
+export function firmwareStatusName(status: number): string {
+  return FIRMWARE_STATUS[status] ?? `UNKNOWN_0x${status.toString(16)}`;
+}
+
+const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
+);
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `E${errno}`;
+}
+
+export interface SevErrorDetails {
+  /** The command that failed, e.g. 'PEK_CSR', 'LAUNCH_START', or an API name for bad input. */
+  command: string;
+  /** errno the kernel returned (0 when no system call was made). */
+  errno?: number;
+  /** Firmware status code (the kernel's sev_ret_code), when the firmware answered. */
+  firmwareStatus?: number;
+  cause?: unknown;
+}
+
+export class SevError extends Error {
+  readonly command: string;
+  readonly errno: number;
+  /** errno by name ('EIO', 'EPERM', ...), or 'EINVALIDARG' style codes from subclasses. */
+  readonly code: string;
+  readonly firmwareStatus: number | undefined;
+  /** Firmware status by name ('INVALID_PLATFORM_STATE', ...), undefined when none was given. */
+  readonly firmwareStatusName: string | undefined;
+
+  constructor(message: string, details: SevErrorDetails) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = 'SevError';
+    this.command = details.command;
+    this.errno = details.errno ?? 0;
+    this.code = this.errno ? errnoName(this.errno) : 'ESEV';
+    this.firmwareStatus = details.firmwareStatus;
+    this.firmwareStatusName =
+      details.firmwareStatus === undefined ? undefined : firmwareStatusName(details.firmwareStatus);
+  }
+
+  /** A failed ioctl: errno from the kernel and, when the firmware ran, its status. */
+  static fromIoctl(command: string, errno: number, firmwareStatus: number): SevError {
+    const fw = firmwareStatus > 0 ? ` (firmware status ${firmwareStatusName(firmwareStatus)})` : '';
+    return new SevError(`${command} failed: ${errnoName(errno)}${fw}`, {
+      command,
+      errno,
+      firmwareStatus: firmwareStatus > 0 ? firmwareStatus : undefined,
+    });
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      message: this.message,
+      command: this.command,
+      errno: this.errno,
+      code: this.code,
+      firmwareStatus: this.firmwareStatusName,
+    };
+  }
+}
+
+/** Bad arguments, rejected before any system call. */
+export class SevArgumentError extends SevError {
+  constructor(command: string, message: string) {
+    super(`${command}: ${message}`, { command });
+    this.name = 'SevArgumentError';
+    (this as { code: string }).code = 'ERR_SEV_ARGUMENT';
+  }
+}
+
+/** A malformed or untrusted certificate / chain. */
+export class SevCertificateError extends SevError {
+  constructor(command: string, message: string, cause?: unknown) {
+    super(`${command}: ${message}`, { command, cause });
+    this.name = 'SevCertificateError';
+    (this as { code: string }).code = 'ERR_SEV_CERTIFICATE';
+  }
+}
+
+/** An object (device, VM, launch) used after close(). */
+export class SevClosedError extends SevError {
+  constructor(command: string, what: string) {
+    super(`${command}: ${what} is closed`, { command, errno: osConstants.errno.EBADF });
+    this.name = 'SevClosedError';
+  }
+}

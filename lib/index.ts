@@ -1,0 +1,4 @@
+// node-sev public API.
+export * from './errors';
+export * from './platform';
+export { probe, type ProbeReport, type ProbeCheck, type ProbeLevel } from './platform/probe';

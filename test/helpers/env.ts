@@ -1,0 +1,77 @@
+// Shared test environment facts: where fixtures are, whether /dev/sev is emulated, and how to
+// require a device so that suites skip (with a reason) only where that is allowed.
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { native } from '../../lib/native';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const SEV_BIN = path.join(ROOT, 'bin', 'sev.js');
+export const SEV_EMU_BIN = path.join(ROOT, 'bin', 'sev-emu.js');
+
+export function fixturesDir(): string {
+  return process.env.SEV_FIXTURES ?? path.resolve(ROOT, '..', 'shared', 'fixtures');
+}
+
+/** The emulated generation when this process runs under `sev-emu run`, else null. */
+export const emulated: string | null = native.emulator();
+
+/** True when tests must not skip for a missing device: CI, or an explicit hardware run. */
+export const deviceRequired = Boolean(process.env.CI || process.env.SEV_TEST_HW || process.env.SEV_REQUIRE_DEVICE);
+
+/** Destructive commands (reset, key rotation, ownership) run on the emulator, or on hardware when opted in. */
+export const destructiveAllowed = emulated !== null || process.env.SEV_TEST_DESTRUCTIVE === '1';
+
+export function devicePath(): string {
+  return process.env.SEV_DEVICE || '/dev/sev';
+}
+
+/** mocha `before` hook body: skip the suite (naming the device) unless a device is required. */
+export function requireSevDevice(ctx: Mocha.Context): void {
+  try {
+    fs.closeSync(fs.openSync(devicePath(), 'r'));
+  } catch (e) {
+    const why = `${devicePath()} is not available (${(e as NodeJS.ErrnoException).code}); ` +
+      'run `npm test`, which runs this suite under the sev-emu firmware emulator';
+    if (deviceRequired) throw new Error(why);
+    ctx.skip();
+  }
+}
+
+/** Runs a command in a child process that inherits this process's emulator (LD_PRELOAD, state). */
+export function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  return spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
+}
+
+/** Runs the `sev` CLI under the current environment. */
+export function sev(args: string[], env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  return run(process.execPath, [SEV_BIN, ...args], env);
+}
+
+/** Runs a command under a fresh, separate emulator state (`sev-emu run --temp-state`). */
+export function underFreshEmulator(options: string[], cmd: string[], env: NodeJS.ProcessEnv = {}): SpawnSyncReturns<string> {
+  const clean = { ...process.env, ...env };
+  delete clean.LD_PRELOAD;
+  delete clean.SEV_EMU_STATE;
+  return spawnSync(process.execPath, [SEV_EMU_BIN, 'run', '--temp-state', ...options, '--', ...cmd], {
+    encoding: 'utf8',
+    env: clean,
+    timeout: 120_000,
+  });
+}
+
+/** Node one-liner runner: executes `code` (CommonJS) with `lib` bound to the compiled library. */
+export function nodeScript(code: string): string[] {
+  const lib = path.join(ROOT, 'dist', 'lib', 'index.js');
+  return [process.execPath, '-e', `const lib = require(${JSON.stringify(lib)});\n${code}`];
+}
+
+export function haveCompiler(): boolean {
+  try {
+    execFileSync('cc', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

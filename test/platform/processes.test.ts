@@ -1,0 +1,135 @@
+// Several processes at once on one platform, and fault injection — both through child processes
+// that inherit (or get their own) emulator.
+import * as assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+
+import { SevPlatform } from '../../lib/platform';
+import { destructiveAllowed, emulated, nodeScript, requireSevDevice, underFreshEmulator } from '../helpers/env';
+
+function runAsync(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { env: process.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('platform: several processes', function () {
+  before(function () {
+    requireSevDevice(this);
+    if (!destructiveAllowed) this.skip();
+  });
+
+  it('concurrent key rotation and export from 4 processes never corrupts the state', async () => {
+    const worker = nodeScript(`
+      (async () => {
+        const p = lib.SevPlatform.open();
+        const seen = [];
+        for (let i = 0; i < 15; i++) {
+          if (i % 3 === 0) await p.pdhGen();
+          const e = await p.pdhCertExport();
+          if (e.pdh.length !== 2084 || e.chain.length !== 6252) throw new Error('bad sizes');
+          if (e.pdh.readUInt32LE(8) !== 0x1003 || e.pek.readUInt32LE(8) !== 0x1002) throw new Error('bad usage');
+          seen.push((await p.getId()).toString('hex'));
+        }
+        p.close();
+        console.log(JSON.stringify({ ids: [...new Set(seen)] }));
+      })().catch((e) => { console.error(e); process.exit(1); });
+    `);
+    const results = await Promise.all([1, 2, 3, 4].map(() => runAsync(worker)));
+    for (const r of results) assert.equal(r.code, 0, r.stderr);
+    const ids = new Set(results.flatMap((r) => JSON.parse(r.stdout).ids));
+    assert.equal(ids.size, 1, 'one chip id across all processes');
+    const p = SevPlatform.open();
+    try {
+      const e = await p.pdhCertExport();
+      assert.equal(e.pdh.length, 2084);
+    } finally {
+      p.close();
+    }
+  });
+});
+
+describe('emulator: fault injection', function () {
+  before(function () {
+    if (!emulated) this.skip(); // fault injection is an emulator feature
+  });
+
+  it('makes the Nth call of a command fail with a firmware status', () => {
+    const r = underFreshEmulator(
+      ['--fault', 'PLATFORM_STATUS@2=INVALID_PLATFORM_STATE'],
+      nodeScript(`
+        const p = lib.SevPlatform.open();
+        const out = [];
+        for (let i = 0; i < 3; i++) {
+          try { p.statusSync(); out.push('ok'); }
+          catch (e) { out.push([e.name, e.command, e.code, e.firmwareStatusName].join(':')); }
+        }
+        console.log(JSON.stringify(out));
+      `),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['ok', 'SevError:PLATFORM_STATUS:EIO:INVALID_PLATFORM_STATE', 'ok']);
+  });
+
+  it('makes a call fail with an errno, and async calls see it too', () => {
+    const r = underFreshEmulator(
+      ['--fault', 'GET_ID2@*=errno:ENOMEM,PDH_GEN@1=ALREADY_OWNED'],
+      nodeScript(`
+        (async () => {
+          const p = lib.SevPlatform.open();
+          const out = [];
+          try { await p.getId(); out.push('ok'); } catch (e) { out.push(e.code); }
+          try { await p.pdhGen(); out.push('ok'); } catch (e) { out.push(e.firmwareStatusName); }
+          try { await p.pdhGen(); out.push('ok'); } catch (e) { out.push(e.firmwareStatusName); }
+          console.log(JSON.stringify(out));
+        })();
+      `),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), ['ENOMEM', 'ALREADY_OWNED', 'ok']);
+  });
+
+  it('leaves the state unchanged when a write command is failed', () => {
+    const r = underFreshEmulator(
+      ['--fault', 'PEK_GEN@1=INVALID_PLATFORM_STATE'],
+      nodeScript(`
+        const p = lib.SevPlatform.open();
+        const before = p.pdhCertExportSync().chain.toString('hex');
+        try { p.pekGenSync(); } catch (e) {}
+        console.log(JSON.stringify({ same: before === p.pdhCertExportSync().chain.toString('hex') }));
+      `),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { same: true });
+  });
+});
+
+describe('emulator: generations', function () {
+  before(function () {
+    if (!emulated) this.skip();
+  });
+
+  for (const [gen, es, snp] of [['naples', false, false], ['rome', true, false], ['milan', true, true], ['genoa', true, true], ['turin', true, true]] as const) {
+    it(`${gen}: ES flag ${es}, SNP status ${snp ? 'available' : 'refused'}`, () => {
+      const r = underFreshEmulator(
+        ['--generation', gen],
+        nodeScript(`
+          const p = lib.SevPlatform.open();
+          const s = p.statusSync();
+          let snp;
+          try { snp = p.snpStatusSync().api.major; } catch (e) { snp = e.code; }
+          console.log(JSON.stringify({ es: s.es, api: s.api, snp, emu: require(${JSON.stringify(require.resolve('../../lib/native'))}).native.emulator() }));
+        `),
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.emu, gen);
+      assert.equal(out.es, es);
+      assert.equal(typeof out.snp === 'number', snp, `snp: ${out.snp}`);
+    });
+  }
+});
