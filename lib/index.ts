@@ -1,6 +1,17 @@
 // node-sev public API.
 export * from './errors';
 export * from './platform';
+export * as certs from './certs';
+export {
+  SevCertificate,
+  CaCertificate,
+  verifyChain,
+  formatChainReport,
+  Usage,
+  Algorithm,
+  type ChainReport,
+  type Generation,
+} from './certs';
 export { probe, type ProbeReport, type ProbeCheck, type ProbeLevel } from './platform/probe';
 export * from './owner';
 export { Policy, type PolicyFlags, POLICY_BITS } from './launch/policy';

@@ -3,8 +3,21 @@ import type { Command } from './sev';
 import { exportCommand } from './export';
 import { measurementCommand } from './measurement';
 import { okCommand } from './ok';
+import { generateCommand, provisionCommand, resetCommand, rotateCommand, verifyCommand } from './ownership';
 import { secretCommand } from './secret';
 import { showCommand } from './show';
 import { vmsaCommand } from './vmsa';
 
-export const commands: Command[] = [exportCommand, okCommand, showCommand, measurementCommand, secretCommand, vmsaCommand];
+export const commands: Command[] = [
+  exportCommand,
+  generateCommand,
+  measurementCommand,
+  okCommand,
+  provisionCommand,
+  resetCommand,
+  rotateCommand,
+  secretCommand,
+  showCommand,
+  verifyCommand,
+  vmsaCommand,
+];

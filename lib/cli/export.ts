@@ -3,46 +3,39 @@
 import * as fs from 'node:fs';
 
 import { SevPlatform } from '../platform';
-import { resolveCaChain } from './ca';
+import { exportChain } from '../platform/ownership';
 import { toJson, UsageError } from './output';
 import type { Command } from './sev';
+import { CA_HELP, CA_OPTIONS, CA_USAGE, caOptionsFrom } from './trust';
 
 export const exportCommand: Command = {
   name: 'export',
   summary: 'Export the SEV certificate chain (with --full, also the AMD ASK and ARK)',
-  usage: 'export [--full] [--ca FILE] [--offline] [--json] <destination>',
-  options: {
-    full: { type: 'boolean', short: 'f' },
-    ca: { type: 'string' },
-    offline: { type: 'boolean' },
-  },
+  usage: `export [--full] ${CA_USAGE} [--json] <destination>\n\n${CA_HELP}`,
+  options: { full: { type: 'boolean', short: 'f' }, ...CA_OPTIONS },
   async run(ctx, { values, positionals }) {
     const dest = positionals[0];
     if (!dest) throw new UsageError('export: destination file required');
     const platform = SevPlatform.open({ writable: true });
-    let parts: Buffer[];
-    let ca: { generation: string; source: string } | undefined;
+    let chain;
     try {
-      const exp = await platform.pdhCertExport();
-      const id = values.full ? await platform.getId() : undefined;
-      parts = [exp.pdh, exp.pek, exp.oca, exp.cek];
-      if (values.full) {
-        const resolved = await resolveCaChain({
-          cek: exp.cek,
-          chipId: id!,
-          caFile: values.ca as string | undefined,
-          offline: Boolean(values.offline),
-        });
-        parts[3] = resolved.cek;
-        parts.push(resolved.ask, resolved.ark);
-        ca = { generation: resolved.generation, source: resolved.source };
-      }
+      chain = await exportChain(platform, { full: Boolean(values.full), ...caOptionsFrom(values) });
     } finally {
       platform.close();
     }
+    const parts = [chain.pdh, chain.pek, chain.oca, chain.cek];
+    if (values.full) parts.push(chain.ask!, chain.ark!);
     const blob = Buffer.concat(parts);
     fs.writeFileSync(dest, blob);
-    if (ctx.json) ctx.out(toJson({ destination: dest, bytes: blob.length, full: Boolean(values.full), ca }));
+    if (ctx.json) {
+      ctx.out(toJson({
+        destination: dest,
+        bytes: blob.length,
+        full: Boolean(values.full),
+        cek: chain.cekSource,
+        ca: chain.ca ? { generation: chain.ca.generation ?? null, source: chain.ca.source } : undefined,
+      }));
+    }
     return 0;
   },
 };

@@ -15,8 +15,7 @@ import {
   type SnpPlatformStatus,
 } from './types';
 
-/** Size of one SEV-format certificate (PEK, PDH, OCA, CEK). */
-export const SEV_CERT_SIZE = 2084;
+import { SEV_CERT_SIZE } from '../certs/sev-cert';
 /** The largest blob the kernel bounces for the platform (SEV_FW_BLOB_MAX_SIZE). */
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
 /** The kernel's ENOTSUPP (524): command needs a newer firmware API. */
@@ -87,6 +86,11 @@ export class SevPlatform {
 
   get closed(): boolean {
     return this.dev.closed;
+  }
+
+  /** The open fd number: KVM's SEV commands take it as `sev_fd` to reach the same firmware. */
+  get fd(): number {
+    return this.device('fd').fd;
   }
 
   /** Closes the fd (after any call still running on the thread pool). Idempotent. */
