@@ -13,9 +13,8 @@ const ROOT = path.resolve(__dirname, '..', '..', '..');
 export function emulatorLibrary(): string {
   const candidates = [
     process.env.SEV_EMU_LIBRARY,
-    path.join(ROOT, 'build', 'Release', 'lib.target', 'libsevemu.so'),
-    path.join(ROOT, 'build', 'Release', 'obj.target', 'libsevemu.so'),
-    path.join(ROOT, 'build', 'Release', 'libsevemu.so'),
+    path.join(ROOT, 'build', 'Release', 'sevemu.so'),
+    path.join(ROOT, 'build', 'Release', 'lib.target', 'sevemu.so'),
   ].filter((p): p is string => Boolean(p));
   const found = candidates.find((p) => fs.existsSync(p));
   if (!found) {
@@ -46,6 +45,7 @@ Options for run:
   --generation GEN    naples | rome | milan | genoa | turin (applies when the state is created)
   --fw MAJOR.MINOR.BUILD   firmware version (applies when the state is created)
   --sockets N         1 or 2 (GET_ID length; applies when the state is created)
+  --uninit            the platform boots UNINIT instead of INIT (applies when the state is created)
   --fault RULES       fault injection, e.g. PEK_GEN@2=INVALID_PLATFORM_STATE,GET_ID2@1=errno:ENOMEM
   --trace             log every emulated command to stderr
 
@@ -68,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
         sockets: { type: 'string' },
         fault: { type: 'string' },
         trace: { type: 'boolean' },
+        uninit: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -115,6 +116,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.sockets) env.SEV_EMU_SOCKETS = values.sockets;
   if (values.fault) env.SEV_EMU_FAULT = values.fault;
   if (values.trace) env.SEV_EMU_TRACE = '1';
+  if (values.uninit) env.SEV_EMU_PLATFORM_STATE = 'uninit';
 
   try {
     if (verb === 'ca') {

@@ -58,6 +58,9 @@ function openError(path: string, errno: number): SevError {
 export class SevPlatform {
   readonly path: string;
   private readonly dev: NativeSevDevice;
+  /** Promise-form commands still running: close() releases the fd only after they finish. */
+  private inFlight = 0;
+  private closeRequested = false;
 
   private constructor(path: string, dev: NativeSevDevice) {
     this.path = path;
@@ -85,7 +88,7 @@ export class SevPlatform {
   }
 
   get closed(): boolean {
-    return this.dev.closed;
+    return this.closeRequested || this.dev.closed;
   }
 
   /** The open fd number: KVM's SEV commands take it as `sev_fd` to reach the same firmware. */
@@ -93,21 +96,35 @@ export class SevPlatform {
     return this.device('fd').fd;
   }
 
-  /** Closes the fd (after any call still running on the thread pool). Idempotent. */
+  /**
+   * Closes the fd. Commands already started (including the later steps of a length query) finish
+   * first; new ones fail with SevClosedError. Idempotent.
+   */
   close(): void {
-    this.dev.close();
+    this.closeRequested = true;
+    if (this.inFlight === 0) this.dev.close();
   }
 
   private device(command: string): NativeSevDevice {
-    if (this.dev.closed) throw new SevClosedError(command, `SevPlatform(${this.path})`);
+    if (this.closed) throw new SevClosedError(command, `SevPlatform(${this.path})`);
     return this.dev;
+  }
+
+  /** Runs a command's flow on the thread pool, keeping the fd open until it completes. */
+  private async run<T>(flow: () => Flow<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await runAsync(flow()); // its first step checks for a closed platform
+    } finally {
+      if (--this.inFlight === 0 && this.closeRequested) this.dev.close();
+    }
   }
 
   // ---- PLATFORM_STATUS ------------------------------------------------------------------------
 
   /** PLATFORM_STATUS: API version, build, state, owner and ES flags, guest count. */
   status(): Promise<PlatformStatus> {
-    return runAsync(this.statusFlow());
+    return this.run(() => this.statusFlow());
   }
   statusSync(): PlatformStatus {
     return runSync(this.statusFlow());
@@ -131,7 +148,7 @@ export class SevPlatform {
 
   /** PEK_GEN: new PEK (and self-owned OCA, new PDH); drops any external owner. */
   pekGen(): Promise<void> {
-    return runAsync(this.simpleFlow('PEK_GEN', (a) => this.device('PEK_GEN').pekGen(a)));
+    return this.run(() => this.simpleFlow('PEK_GEN', (a) => this.device('PEK_GEN').pekGen(a)));
   }
   pekGenSync(): void {
     runSync(this.simpleFlow('PEK_GEN', (a) => this.device('PEK_GEN').pekGen(a)));
@@ -139,7 +156,7 @@ export class SevPlatform {
 
   /** PDH_GEN: new PDH signed by the current PEK. */
   pdhGen(): Promise<void> {
-    return runAsync(this.simpleFlow('PDH_GEN', (a) => this.device('PDH_GEN').pdhGen(a)));
+    return this.run(() => this.simpleFlow('PDH_GEN', (a) => this.device('PDH_GEN').pdhGen(a)));
   }
   pdhGenSync(): void {
     runSync(this.simpleFlow('PDH_GEN', (a) => this.device('PDH_GEN').pdhGen(a)));
@@ -147,7 +164,7 @@ export class SevPlatform {
 
   /** FACTORY_RESET: deletes the platform's keys and owner. Refused (EBUSY) while guests run. */
   factoryReset(): Promise<void> {
-    return runAsync(this.simpleFlow('FACTORY_RESET', (a) => this.device('FACTORY_RESET').factoryReset(a)));
+    return this.run(() => this.simpleFlow('FACTORY_RESET', (a) => this.device('FACTORY_RESET').factoryReset(a)));
   }
   factoryResetSync(): void {
     runSync(this.simpleFlow('FACTORY_RESET', (a) => this.device('FACTORY_RESET').factoryReset(a)));
@@ -161,7 +178,7 @@ export class SevPlatform {
 
   /** PEK_CSR: the PEK as an unsigned SEV certificate, to be signed by an owner's OCA. */
   pekCsr(): Promise<Buffer> {
-    return runAsync(this.pekCsrFlow());
+    return this.run(() => this.pekCsrFlow());
   }
   pekCsrSync(): Buffer {
     return runSync(this.pekCsrFlow());
@@ -176,7 +193,7 @@ export class SevPlatform {
 
   /** PDH_CERT_EXPORT: the PDH and its chain (PEK, OCA, CEK). */
   pdhCertExport(): Promise<PdhExport> {
-    return runAsync(this.pdhCertExportFlow());
+    return this.run(() => this.pdhCertExportFlow());
   }
   pdhCertExportSync(): PdhExport {
     return runSync(this.pdhCertExportFlow());
@@ -206,7 +223,7 @@ export class SevPlatform {
 
   /** PEK_CERT_IMPORT: take ownership with an OCA-signed PEK certificate and the OCA certificate. */
   pekCertImport(pek: Uint8Array, oca: Uint8Array): Promise<void> {
-    return runAsync(this.pekCertImportFlow(pek, oca));
+    return this.run(() => this.pekCertImportFlow(pek, oca));
   }
   pekCertImportSync(pek: Uint8Array, oca: Uint8Array): void {
     runSync(this.pekCertImportFlow(pek, oca));
@@ -234,7 +251,7 @@ export class SevPlatform {
    * GET_ID on kernels that predate GET_ID2. 64 bytes per socket.
    */
   getId(): Promise<Buffer> {
-    return runAsync(this.getIdFlow());
+    return this.run(() => this.getIdFlow());
   }
   getIdSync(): Buffer {
     return runSync(this.getIdFlow());
@@ -262,7 +279,7 @@ export class SevPlatform {
 
   /** SNP_PLATFORM_STATUS (kernels with SEV-SNP support, on SNP-capable firmware). */
   snpStatus(): Promise<SnpPlatformStatus> {
-    return runAsync(this.snpStatusFlow());
+    return this.run(() => this.snpStatusFlow());
   }
   snpStatusSync(): SnpPlatformStatus {
     return runSync(this.snpStatusFlow());
@@ -291,7 +308,7 @@ export class SevPlatform {
 
   /** SNP_COMMIT: commit the current firmware so it cannot be rolled back. */
   snpCommit(): Promise<void> {
-    return runAsync(this.simpleFlow('SNP_COMMIT', (a) => this.device('SNP_COMMIT').snpCommit(a)));
+    return this.run(() => this.simpleFlow('SNP_COMMIT', (a) => this.device('SNP_COMMIT').snpCommit(a)));
   }
   snpCommitSync(): void {
     runSync(this.simpleFlow('SNP_COMMIT', (a) => this.device('SNP_COMMIT').snpCommit(a)));
@@ -299,7 +316,7 @@ export class SevPlatform {
 
   /** SNP_SET_CONFIG: reported TCB and chip id / chip key masking for attestation reports. */
   snpSetConfig(config: SnpConfig): Promise<void> {
-    return runAsync(this.snpSetConfigFlow(config));
+    return this.run(() => this.snpSetConfigFlow(config));
   }
   snpSetConfigSync(config: SnpConfig): void {
     runSync(this.snpSetConfigFlow(config));

@@ -1,0 +1,239 @@
+#include "firmware_state.h"
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
+#include <cstdlib>
+#include <fcntl.h>
+#include <sstream>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "guest_registry.h"
+#include "real_libc.h"
+
+namespace sevemu {
+namespace {
+
+[[noreturn]] void fail(const std::string& what, int err) {
+  throw StateError(what + ": " + strerror(err));
+}
+
+void mkdir_p(const std::string& path) {
+  std::string cur;
+  std::stringstream ss(path);
+  std::string part;
+  if (!path.empty() && path[0] == '/') cur = "";
+  while (std::getline(ss, part, '/')) {
+    if (part.empty()) continue;
+    cur += "/" + part;
+    if (mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) fail("mkdir " + cur, errno);
+  }
+}
+
+// Secrets and runtime state are private; the certificates and config may be read by others
+// (the directory itself is 0700 anyway).
+mode_t file_mode(const std::string& name) {
+  bool pub = name.size() > 5 && (name.compare(name.size() - 5, 5, ".cert") == 0);
+  return pub || name == "config" ? 0644 : 0600;
+}
+
+std::map<std::string, std::string> parse_kv(const std::string& text) {
+  std::map<std::string, std::string> kv;
+  std::stringstream ss(text);
+  std::string line;
+  while (std::getline(ss, line)) {
+    auto eq = line.find('=');
+    if (eq != std::string::npos) kv[line.substr(0, eq)] = line.substr(eq + 1);
+  }
+  return kv;
+}
+
+uint64_t to_u64(const std::map<std::string, std::string>& kv, const char* key) {
+  auto it = kv.find(key);
+  return it == kv.end() ? 0 : strtoull(it->second.c_str(), nullptr, 0);
+}
+
+}  // namespace
+
+std::string state_dir() {
+  const char* env = getenv("SEV_EMU_STATE");
+  if (env && *env) return env;
+  const char* home = getenv("HOME");
+  return std::string(home && *home ? home : "/tmp") + "/.local/state/node-sev/emu";
+}
+
+NvSession::NvSession() : dir_(state_dir()) {
+  mkdir_p(dir_);
+  std::string lock = dir_ + "/lock";
+  // A fresh open file description per session: flock excludes other threads of this
+  // process as well as other processes.
+  lock_fd_ = real::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) fail("open " + lock, errno);
+  while (flock(lock_fd_, LOCK_EX) != 0) {
+    if (errno != EINTR) {
+      int e = errno;
+      real::close(lock_fd_);
+      fail("flock " + lock, e);
+    }
+  }
+}
+
+NvSession::~NvSession() {
+  if (lock_fd_ >= 0) real::close(lock_fd_);  // closing releases the flock
+}
+
+bool NvSession::load(const std::string& name) {
+  if (files_.count(name)) return true;
+  if (absent_.count(name)) return false;
+  std::string path = dir_ + "/" + name;
+  int fd = real::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) {
+      absent_.insert(name);
+      return false;
+    }
+    fail("open " + path, errno);
+  }
+  Bytes data;
+  uint8_t buf[8192];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      real::close(fd);
+      fail("read " + path, e);
+    }
+    if (n == 0) break;
+    data.insert(data.end(), buf, buf + n);
+  }
+  real::close(fd);
+  files_[name] = std::move(data);
+  return true;
+}
+
+bool NvSession::has(const std::string& name) { return load(name); }
+
+const Bytes& NvSession::get(const std::string& name) {
+  if (!load(name)) throw StateError("state file missing: " + dir_ + "/" + name);
+  return files_[name];
+}
+
+std::string NvSession::get_text(const std::string& name) {
+  const Bytes& b = get(name);
+  return std::string(b.begin(), b.end());
+}
+
+void NvSession::put(const std::string& name, Bytes data) {
+  files_[name] = std::move(data);
+  absent_.erase(name);
+  erased_.erase(name);
+  dirty_.insert(name);
+}
+
+void NvSession::put_text(const std::string& name, const std::string& text) {
+  put(name, Bytes(text.begin(), text.end()));
+}
+
+void NvSession::erase(const std::string& name) {
+  files_.erase(name);
+  dirty_.erase(name);
+  absent_.insert(name);
+  erased_.insert(name);
+}
+
+bool NvSession::provisioned() { return has("config"); }
+
+const PlatformConfig& NvSession::config() {
+  if (config_loaded_) return config_;
+  auto kv = parse_kv(get_text("config"));
+  config_.gen = find_generation(kv["generation"]);
+  if (!config_.gen) throw StateError("bad generation in " + dir_ + "/config");
+  config_.api_major = uint8_t(to_u64(kv, "api_major"));
+  config_.api_minor = uint8_t(to_u64(kv, "api_minor"));
+  config_.build = uint8_t(to_u64(kv, "build"));
+  config_.sockets = int(to_u64(kv, "sockets")) == 2 ? 2 : 1;
+  config_loaded_ = true;
+  return config_;
+}
+
+void NvSession::set_config(const PlatformConfig& c) {
+  config_ = c;
+  config_loaded_ = true;
+  std::ostringstream o;
+  o << "generation=" << c.gen->name << "\napi_major=" << int(c.api_major)
+    << "\napi_minor=" << int(c.api_minor) << "\nbuild=" << int(c.build)
+    << "\nsockets=" << c.sockets << "\n";
+  put_text("config", o.str());
+}
+
+PlatformState& NvSession::state() {
+  if (state_loaded_) return state_;
+  if (has("state")) {
+    auto kv = parse_kv(get_text("state"));
+    state_.sev_init = to_u64(kv, "sev_init") != 0;
+    state_.snp_init = to_u64(kv, "snp_init") != 0;
+    state_.owner_external = to_u64(kv, "owner") != 0;
+    state_.guest_count = uint32_t(to_u64(kv, "guest_count"));
+    state_.snp_config_flags = uint32_t(to_u64(kv, "snp_config_flags"));
+    state_.snp_reported_tcb = to_u64(kv, "snp_reported_tcb");
+    state_.snp_committed_tcb = to_u64(kv, "snp_committed_tcb");
+  }
+  // Live guests are counted from the guest table (guest_registry.h), which drops those
+  // of processes that have exited.
+  state_.guest_count = registry::live_guests(*this);
+  state_loaded_ = true;
+  return state_;
+}
+
+void NvSession::write_atomic(const std::string& name, const Bytes& data) {
+  char suffix[64];
+  snprintf(suffix, sizeof suffix, ".tmp.%d.%ld", int(getpid()), long(gettid()));
+  std::string path = dir_ + "/" + name, tmp = path + suffix;
+  int fd = real::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, file_mode(name));
+  if (fd < 0) fail("open " + tmp, errno);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int e = n < 0 ? errno : EIO;
+      real::close(fd);
+      unlink(tmp.c_str());
+      fail("write " + tmp, e);
+    }
+    off += size_t(n);
+  }
+  fchmod(fd, file_mode(name));  // O_CREAT's mode is filtered by the umask
+  real::close(fd);
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    unlink(tmp.c_str());
+    fail("rename " + path, e);
+  }
+}
+
+void NvSession::commit() {
+  if (state_dirty_) {
+    char text[512];
+    snprintf(text, sizeof text,
+             "sev_init=%d\nsnp_init=%d\nowner=%d\nguest_count=%u\nsnp_config_flags=%u\n"
+             "snp_reported_tcb=0x%016" PRIx64 "\nsnp_committed_tcb=0x%016" PRIx64 "\n",
+             int(state_.sev_init), int(state_.snp_init), int(state_.owner_external),
+             state_.guest_count, state_.snp_config_flags, state_.snp_reported_tcb,
+             state_.snp_committed_tcb);
+    put_text("state", text);
+    state_dirty_ = false;
+  }
+  // "config" goes last: a directory with a config is a provisioned one.
+  for (const auto& name : dirty_)
+    if (name != "config") write_atomic(name, files_[name]);
+  if (dirty_.count("config")) write_atomic("config", files_["config"]);
+  for (const auto& name : erased_) unlink((dir_ + "/" + name).c_str());
+  dirty_.clear();
+  erased_.clear();
+}
+
+}  // namespace sevemu

@@ -1,0 +1,63 @@
+// The generation comes from the state directory's config when it exists (a machine does
+// not change generation), else from SEV_EMU_GENERATION as a new state would get it.
+#include "host_facts.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+
+#include "common.h"
+#include "firmware.h"
+#include "generation.h"
+
+namespace sevemu {
+namespace {
+
+const Generation* emulated_generation() {
+  static const Generation* gen = nullptr;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  if (gen) return gen;
+  try {
+    NvSession nv;
+    if (nv.provisioned()) gen = nv.config().gen;
+  } catch (const std::exception&) {
+  }
+  if (!gen) {
+    const char* env = getenv("SEV_EMU_GENERATION");
+    gen = env && *env ? find_generation(env) : nullptr;
+    if (!gen) gen = &default_generation();
+  }
+  return gen;
+}
+
+}  // namespace
+
+const char* kvm_param_contents(const char* path) {
+  static const char kDir[] = "/sys/module/kvm_amd/parameters/";
+  if (strncmp(path, kDir, sizeof kDir - 1) != 0) return nullptr;
+  const char* name = path + sizeof kDir - 1;
+  bool on;
+  if (strcmp(name, "sev") == 0)
+    on = true;
+  else if (strcmp(name, "sev_es") == 0)
+    on = emulated_generation()->es;
+  else if (strcmp(name, "sev_snp") == 0)
+    on = emulated_generation()->snp;
+  else
+    return nullptr;
+  return on ? "Y\n" : "N\n";
+}
+
+}  // namespace sevemu
+
+extern "C" int sevemu_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
+  (void)subleaf;
+  if (leaf != 0x8000001F) return 0;
+  const sevemu::Generation* g = sevemu::emulated_generation();
+  for (int i = 0; i < 4; i++) out[i] = g->cpuid_8000001f[i];
+  return 1;
+}
+
+extern "C" const char* sevemu_generation(void) { return sevemu::emulated_generation()->name; }

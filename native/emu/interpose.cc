@@ -1,0 +1,176 @@
+// The libc entry points the emulator interposes when preloaded (LD_PRELOAD). Each one
+// decides "is this ours?" — an emulated path or a registered fd — and otherwise calls
+// straight through to the real libc. Device behaviour lives behind devices.cc and the
+// fd table; nothing here knows what /dev/sev does.
+//
+// Built without _FILE_OFFSET_BITS/_FORTIFY_SOURCE so that <fcntl.h> declares plain
+// open/open64/... and does not redirect or wrap the names we define.
+#undef _FILE_OFFSET_BITS
+#undef _FORTIFY_SOURCE
+
+#include <cerrno>
+#include <cstdarg>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "devices.h"
+#include "fd_table.h"
+#include "real_libc.h"
+
+#define EXPORT extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+using namespace sevemu;
+
+bool takes_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+
+int do_open(const char* path, int flags, mode_t mode) {
+  int fd;
+  if (open_emulated(path, flags, &fd)) return fd;
+  return real::open(path, flags, mode);
+}
+
+int do_openat(int dirfd, const char* path, int flags, mode_t mode) {
+  int fd;
+  // Absolute paths ignore dirfd; emulated paths are absolute.
+  if (path && path[0] == '/' && open_emulated(path, flags, &fd)) return fd;
+  return real::openat(dirfd, path, flags, mode);
+}
+
+// After a successful dup of `oldfd` into `newfd`: the new number refers to the same open
+// file, and whatever `newfd` referred to before was closed by the kernel.
+void note_dup(int oldfd, int newfd) {
+  fd_table::remove(newfd);
+  if (auto obj = fd_table::lookup(oldfd)) fd_table::insert(newfd, obj);
+}
+
+mode_t va_mode(int flags, va_list ap) { return takes_mode(flags) ? va_arg(ap, mode_t) : 0; }
+
+}  // namespace
+
+EXPORT int open(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = va_mode(flags, ap);
+  va_end(ap);
+  return do_open(path, flags, mode);
+}
+
+EXPORT int open64(const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = va_mode(flags, ap);
+  va_end(ap);
+  return do_open(path, flags | O_LARGEFILE, mode);
+}
+
+EXPORT int openat(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = va_mode(flags, ap);
+  va_end(ap);
+  return do_openat(dirfd, path, flags, mode);
+}
+
+EXPORT int openat64(int dirfd, const char* path, int flags, ...) {
+  va_list ap;
+  va_start(ap, flags);
+  mode_t mode = va_mode(flags, ap);
+  va_end(ap);
+  return do_openat(dirfd, path, flags | O_LARGEFILE, mode);
+}
+
+// _FORTIFY_SOURCE variants (no mode argument: O_CREAT is not allowed with them).
+EXPORT int __open_2(const char* path, int flags) { return do_open(path, flags, 0); }
+EXPORT int __open64_2(const char* path, int flags) {
+  return do_open(path, flags | O_LARGEFILE, 0);
+}
+EXPORT int __openat_2(int dirfd, const char* path, int flags) {
+  return do_openat(dirfd, path, flags, 0);
+}
+EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
+  return do_openat(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+EXPORT int close(int fd) {
+  fd_table::remove(fd);
+  return real::close(fd);
+}
+
+EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
+  int r = real::close_range(first, last, flags);
+  if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC)) fd_table::remove_range(first, last);
+  return r;
+}
+
+EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
+  va_list ap;
+  va_start(ap, req);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  if (auto obj = fd_table::lookup(fd)) {
+    long r = obj->ioctl(fd, req, arg);
+    if (r < 0) {
+      errno = int(-r);
+      return -1;
+    }
+    return int(r);
+  }
+  return real::ioctl(fd, req, reinterpret_cast<void*>(arg));
+}
+
+EXPORT int dup(int fd) noexcept {
+  int r = real::dup(fd);
+  if (r >= 0) note_dup(fd, r);
+  return r;
+}
+
+EXPORT int dup2(int oldfd, int newfd) noexcept {
+  int r = real::dup2(oldfd, newfd);
+  if (r >= 0 && oldfd != newfd) note_dup(oldfd, r);
+  return r;
+}
+
+EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
+  int r = real::dup3(oldfd, newfd, flags);
+  if (r >= 0) note_dup(oldfd, r);
+  return r;
+}
+
+static int do_fcntl(int fd, int cmd, unsigned long arg) {
+  int r = real::fcntl(fd, cmd, long(arg));
+  if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC)) note_dup(fd, r);
+  return r;
+}
+
+EXPORT int fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+EXPORT int fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  return do_fcntl(fd, cmd, arg);
+}
+
+EXPORT int access(const char* path, int mode) noexcept {
+  int r;
+  if (access_emulated(path, mode, &r)) return r;
+  return real::access(path, mode);
+}
+
+static bool is_absolute(const char* path) { return path && path[0] == '/'; }
+
+EXPORT int faccessat(int dirfd, const char* path, int mode, int flags) noexcept {
+  int r;
+  if (is_absolute(path) && access_emulated(path, mode, &r)) return r;
+  return real::faccessat(dirfd, path, mode, flags);
+}
