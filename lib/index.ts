@@ -15,3 +15,4 @@ export {
 export { probe, type ProbeReport, type ProbeCheck, type ProbeLevel } from './platform/probe';
 export * from './owner';
 export { Policy, type PolicyFlags, POLICY_BITS } from './launch/policy';
+export * from './kvm';

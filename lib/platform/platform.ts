@@ -5,7 +5,7 @@ import { constants as osConstants } from 'node:os';
 
 import { FIRMWARE_STATUS_CODE, SevArgumentError, SevClosedError, SevError } from '../errors';
 import { native, type NativeOutcome, type NativeSevDevice } from '../native';
-import { call, check, type Flow, runAsync, runSync } from './flow';
+import { call, check, type Flow, runAsync, runSync } from '../flow';
 import {
   type OpenOptions,
   type PdhExport,

@@ -1,8 +1,8 @@
 // Commands are written once, as generators that yield native calls; a driver runs them either
 // inline (the *Sync API) or awaiting each call on the thread pool (the Promise API). Multi-step
 // commands such as "query the length, then fetch" read the same in both forms.
-import { SevError } from '../errors';
-import type { NativeOutcome } from '../native';
+import { SevError } from './errors';
+import type { NativeOutcome } from './native';
 
 /** One native call: given `async`, returns the outcome or a Promise of it. */
 export type NativeCall<O extends NativeOutcome = NativeOutcome> = (async: boolean) => O | Promise<O>;

@@ -1,0 +1,99 @@
+// KVM ABI numbers the TypeScript layer needs (Linux include/uapi/linux/kvm.h,
+// arch/x86/include/uapi/asm/kvm.h), and the SEV guest states (SEV API spec 55766).
+
+/** KVM_CHECK_EXTENSION capability numbers used by node-sev. */
+export const KVM_CAP = Object.freeze({
+  NR_VCPUS: 9,
+  NR_MEMSLOTS: 10,
+  MAX_VCPUS: 66,
+  READONLY_MEM: 81,
+  MAX_VCPU_ID: 128,
+  EXIT_HYPERCALL: 201,
+  /** Bitmask of supported VM types (1 << type); 0 on kernels before 6.10 = default VM only. */
+  VM_TYPES: 235,
+} as const);
+
+/** x86 VM types for KVM_CREATE_VM. */
+export const VM_TYPE = Object.freeze({
+  DEFAULT: 0,
+  SW_PROTECTED: 1,
+  SEV: 2,
+  SEV_ES: 3,
+  SNP: 4,
+  TDX: 5,
+} as const);
+
+export type VmTypeName = 'default' | 'sw-protected' | 'sev' | 'sev-es' | 'snp' | 'tdx';
+
+export const VM_TYPE_NAMES: Readonly<Record<number, VmTypeName>> = Object.freeze({
+  0: 'default',
+  1: 'sw-protected',
+  2: 'sev',
+  3: 'sev-es',
+  4: 'snp',
+  5: 'tdx',
+});
+
+/** kvm_userspace_memory_region.flags. */
+export const KVM_MEM = Object.freeze({ LOG_DIRTY_PAGES: 1 << 0, READONLY: 1 << 1 } as const);
+
+/** kvm_run.exit_reason values by kernel name (KVM_EXIT_*). */
+export const KVM_EXIT: Readonly<Record<string, number>> = Object.freeze({
+  UNKNOWN: 0,
+  EXCEPTION: 1,
+  IO: 2,
+  HYPERCALL: 3,
+  DEBUG: 4,
+  HLT: 5,
+  MMIO: 6,
+  IRQ_WINDOW_OPEN: 7,
+  SHUTDOWN: 8,
+  FAIL_ENTRY: 9,
+  INTR: 10,
+  SET_TPR: 11,
+  TPR_ACCESS: 12,
+  NMI: 16,
+  INTERNAL_ERROR: 17,
+  SYSTEM_EVENT: 24,
+  IOAPIC_EOI: 26,
+  HYPERV: 27,
+  X86_RDMSR: 29,
+  X86_WRMSR: 30,
+  DIRTY_RING_FULL: 31,
+  AP_RESET_HOLD: 32,
+  X86_BUS_LOCK: 33,
+  XEN: 34,
+  NOTIFY: 37,
+  LOONGARCH_IOCSR: 38,
+  MEMORY_FAULT: 39,
+  TDX: 40,
+});
+
+const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KVM_EXIT).map(([k, v]) => [v, k]));
+
+/** The kernel's name for an exit reason ('IO', 'HLT', ...), or 'EXIT_<n>' for unknown ones. */
+export function exitReasonName(code: number): string {
+  return EXIT_NAMES[code] ?? `EXIT_${code}`;
+}
+
+/** SEV guest states reported by GUEST_STATUS (SEV API spec, "Guest States"). */
+export const SEV_GUEST_STATES: Readonly<Record<number, string>> = Object.freeze({
+  0: 'UNINIT',
+  1: 'LUPDATE',
+  2: 'LSECRET',
+  3: 'RUNNING',
+  4: 'SUPDATE',
+  5: 'RUPDATE',
+  6: 'SENT',
+});
+
+/** LAUNCH_UPDATE_DATA / DBG addresses and lengths are 16-byte granular (SEV API spec). */
+export const SEV_DATA_ALIGNMENT = 16;
+
+/** Size of the nonce GET_ATTESTATION_REPORT binds into the report. */
+export const SEV_MNONCE_SIZE = 16;
+
+/** Host page size assumed for guest memory and memslots (x86-64). */
+export const PAGE_SIZE = 4096;
+/** Huge page size for MAP_HUGETLB guest memory. */
+export const HUGE_PAGE_SIZE = 2 * 1024 * 1024;

@@ -1,0 +1,34 @@
+// KVM layer: one class per kernel object (Kvm, Vm, Vcpu) plus GuestMemory.
+export { DEFAULT_KVM_DEVICE, Kvm, kvmNativeStats, type CreateVmOptions } from './kvm';
+export {
+  Vm,
+  type BatchFailure,
+  type BatchOptions,
+  type BatchResult,
+  type KvmLaunchSecretOptions,
+  type LaunchStartOptions,
+  type LaunchStartResult,
+  type MemoryRange,
+  type MemoryRegion,
+  type MemoryRegionOptions,
+  type SevGuestStatus,
+  type SevInit2Options,
+} from './vm';
+export { Vcpu } from './vcpu';
+export { GuestMemory, type GuestMemoryOptions, type HugePages, type ReadFileOptions } from './memory';
+export type { SevFd } from './validate';
+export * from './types';
+export {
+  exitReasonName,
+  HUGE_PAGE_SIZE,
+  KVM_CAP,
+  KVM_EXIT,
+  KVM_MEM,
+  PAGE_SIZE,
+  SEV_DATA_ALIGNMENT,
+  SEV_GUEST_STATES,
+  SEV_MNONCE_SIZE,
+  VM_TYPE,
+  VM_TYPE_NAMES,
+  type VmTypeName,
+} from './constants';

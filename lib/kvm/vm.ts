@@ -1,0 +1,641 @@
+// Vm: one KVM VM fd. Guest memory slots, vCPUs, and the SEV commands KVM exposes on a VM
+// (KVM_MEMORY_ENCRYPT_OP sub-commands, encrypted-region registration).
+//
+// SEV methods take the /dev/sev fd the kernel should check (`sev`: a number or a SevPlatform) and
+// come in a Promise form (ioctl on a worker thread) and a *Sync form. Failures are SevErrors named
+// after the firmware command ('LAUNCH_START', ...) with the kernel's errno and firmware status.
+import { constants as osConstants } from 'node:os';
+
+import { FIRMWARE_STATUS_CODE, SevArgumentError, SevClosedError, SevError } from '../errors';
+import type { NativeOutcome } from '../native';
+import { call, type Flow, runAsync, runSync } from '../flow';
+import { KVM_CAP, KVM_MEM, PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE, VM_TYPE_NAMES } from './constants';
+import { GuestMemory } from './memory';
+import type { NativeVm } from './native';
+import { Vcpu } from './vcpu';
+import { aligned, bytes, describe, inside, integer, type SevFd, sevFd, u64 } from './validate';
+
+const { EIO, ENOMEM } = osConstants.errno;
+const INVALID_LEN = FIRMWARE_STATUS_CODE.INVALID_LEN;
+/** kvm_sev_launch_update_data.len and friends are 32-bit. */
+const MAX_SEV_LENGTH = 0xffffffff;
+
+export interface MemoryRegionOptions {
+  /** Memslot number, below KVM_CAP_NR_MEMSLOTS. */
+  slot: number;
+  /** Guest-physical address of the slot (page-aligned). */
+  guestPhysAddr: number | bigint;
+  /** The memory backing it. The VM keeps it mapped while the slot exists. */
+  memory: GuestMemory;
+  /** Offset into `memory` (page-aligned, default 0). */
+  memoryOffset?: number;
+  /** Bytes (page-aligned; default: the rest of `memory` after memoryOffset). */
+  size?: number;
+  /** KVM_MEM_READONLY: guest writes exit as MMIO. */
+  readonly?: boolean;
+  /** KVM_MEM_LOG_DIRTY_PAGES. */
+  logDirtyPages?: boolean;
+}
+
+/** A memslot as this Vm set it. */
+export interface MemoryRegion {
+  readonly slot: number;
+  readonly guestPhysAddr: bigint;
+  readonly size: number;
+  readonly memory: GuestMemory;
+  readonly memoryOffset: number;
+  readonly flags: number;
+}
+
+export interface SevInit2Options {
+  /** SEV_FEATURES for SEV-ES/SNP VMSAs (KVM_X86_SEV_VMSA_FEATURES bits). Default 0. */
+  vmsaFeatures?: number | bigint;
+  /** Must be 0 today. */
+  flags?: number;
+  /** GHCB protocol version for SEV-ES/SNP guests (0 = KVM's default). */
+  ghcbVersion?: number;
+}
+
+export interface LaunchStartOptions {
+  /** The guest policy (SEV API "Guest Policy"). */
+  policy: number;
+  /** An existing guest context to share keys with; 0 (default) = new context. */
+  handle?: number;
+  /** The guest owner's Diffie-Hellman certificate (GODH). */
+  dhCert?: Uint8Array;
+  /** The launch session blob (wrapped TEK/TIK, nonce). */
+  session?: Uint8Array;
+}
+
+export interface LaunchStartResult {
+  /** The firmware's handle for the new guest context. */
+  handle: number;
+  policy: number;
+}
+
+/** A guest-memory range for LAUNCH_UPDATE_DATA. */
+export interface MemoryRange {
+  offset: number;
+  length: number;
+}
+
+export interface BatchOptions {
+  /** Stops the batch before its next range (the range in progress completes). */
+  signal?: AbortSignal;
+  /** Called with the number of completed ranges while the batch runs (polled) and at the end. */
+  onProgress?: (completed: number, total: number) => void;
+  /** Polling interval for onProgress in ms (default 50). */
+  progressIntervalMs?: number;
+}
+
+export interface BatchResult {
+  /** Ranges encrypted and measured, in order from the first. */
+  completed: number;
+  /** True when the signal stopped the batch early. */
+  cancelled: boolean;
+}
+
+export interface KvmLaunchSecretOptions {
+  /** The packet header (flags, IV, MAC), 52 bytes in the SEV API. */
+  header: Uint8Array;
+  /** The encrypted secret (transport data). */
+  transport: Uint8Array;
+  /** Guest memory receiving the secret. */
+  memory: GuestMemory;
+  /** Offset of the secret in `memory` (16-byte aligned; the secret must not cross a page). */
+  guestOffset: number;
+  /** Bytes to write (default transport.length). */
+  length?: number;
+}
+
+export interface SevGuestStatus {
+  handle: number;
+  policy: number;
+  state: number;
+  /** 'UNINIT', 'LUPDATE', 'LSECRET', 'RUNNING', 'SUPDATE', 'RUPDATE', 'SENT'. */
+  stateName: string;
+}
+
+/** Thrown by launchUpdateDataBatch when a range fails: how many ranges completed before it. */
+export interface BatchFailure extends SevError {
+  readonly completed: number;
+}
+
+function checkSev<O extends NativeOutcome>(command: string, o: O): O {
+  if (o.errno !== 0) throw SevError.fromIoctl(command, o.errno, o.fwError);
+  return o;
+}
+
+function checkKvm<O extends NativeOutcome>(command: string, o: O, hint?: string): O {
+  if (o.errno !== 0) {
+    const e = SevError.fromIoctl(command, o.errno, 0);
+    if (!hint) throw e;
+    throw new SevError(`${e.message}: ${hint}`, { command, errno: o.errno });
+  }
+  return o;
+}
+
+/** ENOMEM from a command that pins guest pages: an error naming the limit that was hit. */
+function memlockError(command: string, o: NativeOutcome, bytes?: number): SevError {
+  const what = bytes === undefined ? 'pinning guest memory' : `pinning ${bytes} bytes`;
+  return new SevError(
+    `${command} failed: ENOMEM: ${what} exceeds RLIMIT_MEMLOCK (see \`ulimit -l\`); ` +
+      'raise the limit, run with CAP_IPC_LOCK, register the region once, or use smaller chunks',
+    { command, errno: ENOMEM, firmwareStatus: o.fwError > 0 ? o.fwError : undefined },
+  );
+}
+
+function checkPinned<O extends NativeOutcome>(command: string, o: O, bytes: number): O {
+  if (o.errno === ENOMEM) throw memlockError(command, o, bytes);
+  return checkSev(command, o);
+}
+
+/** The firmware answered a length query (errno 0, or EIO + INVALID_LEN): the length it needs. */
+function queriedLength(command: string, o: NativeOutcome & { length: number }): number {
+  if (!(o.errno === 0 || (o.errno === EIO && o.fwError === INVALID_LEN))) checkSev(command, o);
+  if (o.length <= 0 || o.length > 0x4000) {
+    throw new SevError(`${command}: firmware asked for an implausible length ${o.length}`, { command, errno: EIO });
+  }
+  return o.length;
+}
+
+export class Vm {
+  /** The VM type it was created with (0 = default; 2 SEV, 3 SEV-ES, 4 SNP). */
+  readonly type: number;
+  /** KVM_CAP_NR_MEMSLOTS for this VM. */
+  readonly maxMemslots: number;
+  private readonly nv: NativeVm;
+  private readonly regions = new Map<number, MemoryRegion>();
+  private readonly vcpuList: Vcpu[] = [];
+  private readonly encRegions: { memory: GuestMemory; offset: number; size: number }[] = [];
+
+  /** @internal Created by Kvm#createVm. */
+  constructor(nativeVm: NativeVm, type: number) {
+    this.nv = nativeVm;
+    this.type = type;
+    const slots = nativeVm.checkExtension(KVM_CAP.NR_MEMSLOTS);
+    this.maxMemslots = slots.errno === 0 && slots.value > 0 ? slots.value : 32;
+  }
+
+  /** 'default', 'sev', 'sev-es', 'snp', ... */
+  get typeName(): string {
+    return VM_TYPE_NAMES[this.type] ?? `type-${this.type}`;
+  }
+
+  get closed(): boolean {
+    return this.nv.closed;
+  }
+
+  /** The vCPUs created and not yet closed. */
+  get vcpus(): readonly Vcpu[] {
+    return [...this.vcpuList];
+  }
+
+  /** The memslots, by slot number. */
+  get memoryRegions(): readonly MemoryRegion[] {
+    return [...this.regions.values()].sort((a, b) => a.slot - b.slot);
+  }
+
+  private vm(command: string): NativeVm {
+    if (this.nv.closed) throw new SevClosedError(command, 'Vm');
+    return this.nv;
+  }
+
+  /** KVM_CHECK_EXTENSION on the VM fd: what this VM supports (0 = no). */
+  checkExtension(cap: number): number {
+    integer('KVM_CHECK_EXTENSION', 'cap', cap, 0, 0xffffffff);
+    return checkKvm('KVM_CHECK_EXTENSION', this.vm('KVM_CHECK_EXTENSION').checkExtension(cap)).value;
+  }
+
+  // ---- memory ---------------------------------------------------------------------------------
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION: map [memoryOffset, +size) of `memory` at `guestPhysAddr`. The
+   * range must be page-aligned, inside `memory`, and not overlap another slot. Setting an existing
+   * slot again may only change its address or flags (same memory and size), as in the kernel.
+   */
+  setUserMemoryRegion(options: MemoryRegionOptions): MemoryRegion {
+    const command = 'KVM_SET_USER_MEMORY_REGION';
+    const nv = this.vm(command);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected a region object');
+    const slot = integer(command, 'slot', options.slot, 0, this.maxMemslots - 1);
+    if (!(options.memory instanceof GuestMemory)) {
+      throw new SevArgumentError(command, `memory must be a GuestMemory, got ${describe(options.memory)}`);
+    }
+    const memory = options.memory;
+    memory.live(command);
+    const gpa = u64(command, 'guestPhysAddr', options.guestPhysAddr);
+    aligned(command, 'guestPhysAddr', gpa, PAGE_SIZE);
+    const memoryOffset = integer(command, 'memoryOffset', options.memoryOffset ?? 0);
+    aligned(command, 'memoryOffset', memoryOffset, PAGE_SIZE);
+    const size = integer(command, 'size', options.size ?? memory.size - memoryOffset, 1);
+    aligned(command, 'size', size, PAGE_SIZE);
+    inside(command, 'slot range', memoryOffset, size, memory.size);
+    const end = gpa + BigInt(size);
+    if (end > 1n << 52n) throw new SevArgumentError(command, `slot ends beyond the 52-bit guest-physical space`);
+    for (const r of this.regions.values()) {
+      if (r.slot === slot) continue;
+      if (gpa < r.guestPhysAddr + BigInt(r.size) && r.guestPhysAddr < end) {
+        throw new SevArgumentError(
+          command,
+          `slot ${slot} [0x${gpa.toString(16)}, 0x${end.toString(16)}) overlaps slot ${r.slot} ` +
+            `[0x${r.guestPhysAddr.toString(16)}, 0x${(r.guestPhysAddr + BigInt(r.size)).toString(16)})`,
+        );
+      }
+    }
+    const existing = this.regions.get(slot);
+    if (existing && (existing.memory !== memory || existing.memoryOffset !== memoryOffset || existing.size !== size)) {
+      throw new SevArgumentError(command, `slot ${slot} exists with other memory or size; remove it first`);
+    }
+    const flags = (options.readonly ? KVM_MEM.READONLY : 0) | (options.logDirtyPages ? KVM_MEM.LOG_DIRTY_PAGES : 0);
+    checkKvm(command, nv.setUserMemoryRegion(slot, flags, gpa, memory.native, memoryOffset, size));
+    const region: MemoryRegion = Object.freeze({ slot, guestPhysAddr: gpa, size, memory, memoryOffset, flags });
+    this.regions.set(slot, region);
+    return region;
+  }
+
+  /** Deletes memslot `slot` (KVM_SET_USER_MEMORY_REGION with size 0); the VM drops its hold on the memory. */
+  removeUserMemoryRegion(slot: number): void {
+    const command = 'KVM_SET_USER_MEMORY_REGION';
+    const nv = this.vm(command);
+    integer(command, 'slot', slot, 0, this.maxMemslots - 1);
+    const r = this.regions.get(slot);
+    if (!r) throw new SevArgumentError(command, `slot ${slot} is not set`);
+    checkKvm(command, nv.setUserMemoryRegion(slot, r.flags, r.guestPhysAddr, null, 0, 0));
+    this.regions.delete(slot);
+  }
+
+  /** KVM_SET_TSS_ADDR: 3 pages of guest-physical space for Intel real-mode emulation (no-op need on AMD). */
+  setTssAddr(addr: number | bigint): void {
+    const a = u64('KVM_SET_TSS_ADDR', 'addr', addr);
+    checkKvm('KVM_SET_TSS_ADDR', this.vm('KVM_SET_TSS_ADDR').setTssAddr(a));
+  }
+
+  /** KVM_SET_IDENTITY_MAP_ADDR: one page for Intel's real-mode identity page table. */
+  setIdentityMapAddr(addr: number | bigint): void {
+    const a = u64('KVM_SET_IDENTITY_MAP_ADDR', 'addr', addr);
+    checkKvm('KVM_SET_IDENTITY_MAP_ADDR', this.vm('KVM_SET_IDENTITY_MAP_ADDR').setIdentityMapAddr(a));
+  }
+
+  // ---- vCPUs ----------------------------------------------------------------------------------
+
+  /** KVM_CREATE_VCPU(id) and mmap of its kvm_run. Closing the Vm closes it too. */
+  createVcpu(id: number): Vcpu {
+    const command = 'KVM_CREATE_VCPU';
+    const nv = this.vm(command);
+    integer(command, 'id', id, 0, 0xffffffff);
+    if (this.vcpuList.some((v) => v.id === id)) throw new SevArgumentError(command, `vcpu ${id} already exists`);
+    const r = checkKvm(command, nv.createVcpu(id));
+    const vcpu = new Vcpu(r.vcpu!, (v) => {
+      const i = this.vcpuList.indexOf(v);
+      if (i >= 0) this.vcpuList.splice(i, 1);
+    });
+    this.vcpuList.push(vcpu);
+    return vcpu;
+  }
+
+  /**
+   * Closes the vCPUs and the VM fd. Calls still running on the thread pool finish first: the fds
+   * are closed, and the guest memory released, when the last of them returns. Idempotent.
+   */
+  close(): void {
+    for (const v of [...this.vcpuList]) v.close();
+    this.nv.close();
+    this.regions.clear();
+    this.encRegions.length = 0;
+  }
+
+  // ---- encrypted regions ----------------------------------------------------------------------
+
+  /**
+   * KVM_MEMORY_ENCRYPT_REG_REGION: pin [offset, +size) of `memory` for this SEV VM's lifetime so it
+   * can stay encrypted in place. Charged to RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
+   */
+  registerEncRegion(memory: GuestMemory, offset = 0, size?: number): Promise<void> {
+    return runAsync(this.encRegionFlow(true, memory, offset, size));
+  }
+  registerEncRegionSync(memory: GuestMemory, offset = 0, size?: number): void {
+    runSync(this.encRegionFlow(true, memory, offset, size));
+  }
+  /** KVM_MEMORY_ENCRYPT_UNREG_REGION: unpin a region registered before (same offset and size). */
+  unregisterEncRegion(memory: GuestMemory, offset = 0, size?: number): Promise<void> {
+    return runAsync(this.encRegionFlow(false, memory, offset, size));
+  }
+  unregisterEncRegionSync(memory: GuestMemory, offset = 0, size?: number): void {
+    runSync(this.encRegionFlow(false, memory, offset, size));
+  }
+  private *encRegionFlow(reg: boolean, memory: GuestMemory, offset: number, size: number | undefined): Flow<void> {
+    const command = reg ? 'KVM_MEMORY_ENCRYPT_REG_REGION' : 'KVM_MEMORY_ENCRYPT_UNREG_REGION';
+    const nv = this.vm(command);
+    const m = this.memoryArg(command, memory);
+    const len = size ?? memory.size - (typeof offset === 'number' ? offset : 0);
+    memory.check(command, offset, len);
+    if (len === 0) throw new SevArgumentError(command, 'size must be > 0');
+    const i = this.encRegions.findIndex((r) => r.memory === memory && r.offset === offset && r.size === len);
+    if (!reg && i < 0) throw new SevArgumentError(command, `region 0x${offset.toString(16)}+0x${len.toString(16)} is not registered`);
+    const o = yield* call((a) => nv[reg ? 'registerEncRegion' : 'unregisterEncRegion'](m, offset, len, a));
+    if (reg) checkPinned(command, o, len);
+    else checkKvm(command, o);
+    if (reg) this.encRegions.push({ memory, offset, size: len });
+    else this.encRegions.splice(i, 1);
+  }
+
+  // ---- KVM_MEMORY_ENCRYPT_OP ------------------------------------------------------------------
+
+  /** KVM_SEV_INIT: make this default-type VM an SEV guest (ASID, platform init if needed). */
+  sevInit(sev: SevFd): Promise<void> {
+    return runAsync(this.simpleFlow('KVM_SEV_INIT', sev, (n, fd, a) => n.sevInit(fd, a)));
+  }
+  sevInitSync(sev: SevFd): void {
+    runSync(this.simpleFlow('KVM_SEV_INIT', sev, (n, fd, a) => n.sevInit(fd, a)));
+  }
+
+  /** KVM_SEV_ES_INIT: as sevInit, for an SEV-ES guest. */
+  sevEsInit(sev: SevFd): Promise<void> {
+    return runAsync(this.simpleFlow('KVM_SEV_ES_INIT', sev, (n, fd, a) => n.sevEsInit(fd, a)));
+  }
+  sevEsInitSync(sev: SevFd): void {
+    runSync(this.simpleFlow('KVM_SEV_ES_INIT', sev, (n, fd, a) => n.sevEsInit(fd, a)));
+  }
+
+  /** KVM_SEV_INIT2: initialise a VM created with an SEV VM type (sev, sev-es, snp). */
+  sevInit2(sev: SevFd, options: SevInit2Options = {}): Promise<void> {
+    return runAsync(this.init2Flow(sev, options));
+  }
+  sevInit2Sync(sev: SevFd, options: SevInit2Options = {}): void {
+    runSync(this.init2Flow(sev, options));
+  }
+  private *init2Flow(sev: SevFd, options: SevInit2Options): Flow<void> {
+    const command = 'KVM_SEV_INIT2';
+    const fd = sevFd(command, sev);
+    const features = u64(command, 'vmsaFeatures', options.vmsaFeatures ?? 0);
+    const flags = integer(command, 'flags', options.flags ?? 0, 0, 0xffffffff);
+    const ghcb = integer(command, 'ghcbVersion', options.ghcbVersion ?? 0, 0, 0xffff);
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.sevInit2(fd, features, flags, ghcb, a)));
+  }
+
+  /** LAUNCH_START: create the guest's encryption context under `policy`. */
+  launchStart(sev: SevFd, options: LaunchStartOptions): Promise<LaunchStartResult> {
+    return runAsync(this.launchStartFlow(sev, options));
+  }
+  launchStartSync(sev: SevFd, options: LaunchStartOptions): LaunchStartResult {
+    return runSync(this.launchStartFlow(sev, options));
+  }
+  private *launchStartFlow(sev: SevFd, options: LaunchStartOptions): Flow<LaunchStartResult> {
+    const command = 'LAUNCH_START';
+    const fd = sevFd(command, sev);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { policy, ... }');
+    const policy = integer(command, 'policy', options.policy, 0, 0xffffffff);
+    const handle = integer(command, 'handle', options.handle ?? 0, 0, 0xffffffff);
+    const dh = options.dhCert === undefined ? null : bytes(command, 'dhCert', options.dhCert);
+    const session = options.session === undefined ? null : bytes(command, 'session', options.session);
+    const nv = this.vm(command);
+    const r = checkSev(command, yield* call((a) => nv.launchStart(fd, policy, handle, dh, session, a)));
+    return { handle: r.handle, policy: r.policy };
+  }
+
+  /**
+   * LAUNCH_UPDATE_DATA: encrypt [offset, +length) of guest memory in place and add it to the
+   * launch digest. Offset and length must be multiples of 16.
+   */
+  launchUpdateData(sev: SevFd, memory: GuestMemory, offset: number, length: number): Promise<void> {
+    return runAsync(this.updateDataFlow(sev, memory, offset, length));
+  }
+  launchUpdateDataSync(sev: SevFd, memory: GuestMemory, offset: number, length: number): void {
+    runSync(this.updateDataFlow(sev, memory, offset, length));
+  }
+  private *updateDataFlow(sev: SevFd, memory: GuestMemory, offset: number, length: number): Flow<void> {
+    const command = 'LAUNCH_UPDATE_DATA';
+    const fd = sevFd(command, sev);
+    const m = this.memoryArg(command, memory);
+    checkUpdateRange(command, memory, { offset, length }, '');
+    const nv = this.vm(command);
+    checkPinned(command, yield* call((a) => nv.launchUpdateData(fd, m, offset, length, a)), length);
+  }
+
+  /**
+   * LAUNCH_UPDATE_DATA over many ranges, in order, in one worker-thread job. Ranges are not
+   * merged here (the launch layer plans them). Resolves with how many completed; a failing range
+   * rejects with a SevError carrying `completed`. `signal` stops the batch between ranges.
+   */
+  async launchUpdateDataBatch(
+    sev: SevFd,
+    memory: GuestMemory,
+    ranges: readonly MemoryRange[],
+    options: BatchOptions = {},
+  ): Promise<BatchResult> {
+    const command = 'LAUNCH_UPDATE_DATA';
+    const { fd, m, flat } = this.batchArgs(command, sev, memory, ranges);
+    const nv = this.vm(command);
+    const control = new Int32Array(new SharedArrayBuffer(8));
+    const total = ranges.length;
+    const abort = () => Atomics.store(control, 0, 1);
+    if (options.signal?.aborted) return { completed: 0, cancelled: true };
+    options.signal?.addEventListener('abort', abort, { once: true });
+    const progress = options.onProgress;
+    const timer = progress
+      ? setInterval(() => progress(Atomics.load(control, 1), total), options.progressIntervalMs ?? 50)
+      : undefined;
+    timer?.unref();
+    try {
+      const r = await nv.launchUpdateDataBatch(fd, m, flat, control, true);
+      progress?.(r.completed, total);
+      return batchResult(command, r, total);
+    } finally {
+      if (timer) clearInterval(timer);
+      options.signal?.removeEventListener('abort', abort);
+    }
+  }
+  launchUpdateDataBatchSync(sev: SevFd, memory: GuestMemory, ranges: readonly MemoryRange[]): BatchResult {
+    const command = 'LAUNCH_UPDATE_DATA';
+    const { fd, m, flat } = this.batchArgs(command, sev, memory, ranges);
+    return batchResult(command, this.vm(command).launchUpdateDataBatch(fd, m, flat, null, false), ranges.length);
+  }
+  private batchArgs(command: string, sev: SevFd, memory: GuestMemory, ranges: readonly MemoryRange[]) {
+    const fd = sevFd(command, sev);
+    const m = this.memoryArg(command, memory);
+    if (!Array.isArray(ranges) || ranges.length === 0) {
+      throw new SevArgumentError(command, 'expected a non-empty array of { offset, length } ranges');
+    }
+    const flat = new Float64Array(ranges.length * 2);
+    ranges.forEach((r, i) => {
+      checkUpdateRange(command, memory, r, ` (range ${i})`);
+      flat[2 * i] = r.offset;
+      flat[2 * i + 1] = r.length;
+    });
+    this.vm(command);
+    return { fd, m, flat };
+  }
+
+  /** LAUNCH_UPDATE_VMSA: (SEV-ES) encrypt and measure every vCPU's register state. */
+  launchUpdateVmsa(sev: SevFd): Promise<void> {
+    return runAsync(this.simpleFlow('LAUNCH_UPDATE_VMSA', sev, (n, fd, a) => n.launchUpdateVmsa(fd, a)));
+  }
+  launchUpdateVmsaSync(sev: SevFd): void {
+    runSync(this.simpleFlow('LAUNCH_UPDATE_VMSA', sev, (n, fd, a) => n.launchUpdateVmsa(fd, a)));
+  }
+
+  /** LAUNCH_MEASURE: the launch measurement (HMAC digest ‖ mnonce, 48 bytes in the SEV API). */
+  launchMeasure(sev: SevFd): Promise<Buffer> {
+    return runAsync(this.measureFlow(sev));
+  }
+  launchMeasureSync(sev: SevFd): Buffer {
+    return runSync(this.measureFlow(sev));
+  }
+  private *measureFlow(sev: SevFd): Flow<Buffer> {
+    const command = 'LAUNCH_MEASURE';
+    const fd = sevFd(command, sev);
+    const nv = this.vm(command);
+    const q = yield* call((a) => nv.launchMeasure(fd, null, a));
+    const buf = Buffer.alloc(queriedLength(command, q));
+    const r = checkSev(command, yield* call((a) => nv.launchMeasure(fd, buf, a)));
+    return buf.subarray(0, r.length);
+  }
+
+  /** LAUNCH_SECRET: inject a secret packet (header + transport data) into guest memory. */
+  launchSecret(sev: SevFd, options: KvmLaunchSecretOptions): Promise<void> {
+    return runAsync(this.secretFlow(sev, options));
+  }
+  launchSecretSync(sev: SevFd, options: KvmLaunchSecretOptions): void {
+    runSync(this.secretFlow(sev, options));
+  }
+  private *secretFlow(sev: SevFd, options: KvmLaunchSecretOptions): Flow<void> {
+    const command = 'LAUNCH_SECRET';
+    const fd = sevFd(command, sev);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { header, transport, memory, guestOffset }');
+    const header = bytes(command, 'header', options.header);
+    const transport = bytes(command, 'transport', options.transport);
+    const m = this.memoryArg(command, options.memory);
+    const length = options.length ?? transport.length;
+    checkUpdateRange(command, options.memory, { offset: options.guestOffset, length }, '');
+    const offset = options.guestOffset;
+    const pageSize = options.memory.hugePages === 'hugetlb' ? 2 * 1024 * 1024 : PAGE_SIZE;
+    if (Math.floor(offset / pageSize) !== Math.floor((offset + length - 1) / pageSize)) {
+      throw new SevArgumentError(command, `the secret 0x${offset.toString(16)}+0x${length.toString(16)} crosses a page boundary; the kernel needs it physically contiguous`);
+    }
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.launchSecret(fd, header, m, offset, length, transport, a)));
+  }
+
+  /** LAUNCH_FINISH: the launch is complete; the guest may run. */
+  launchFinish(sev: SevFd): Promise<void> {
+    return runAsync(this.simpleFlow('LAUNCH_FINISH', sev, (n, fd, a) => n.launchFinish(fd, a)));
+  }
+  launchFinishSync(sev: SevFd): void {
+    runSync(this.simpleFlow('LAUNCH_FINISH', sev, (n, fd, a) => n.launchFinish(fd, a)));
+  }
+
+  /** GUEST_STATUS: the guest's handle, policy and state. */
+  guestStatus(sev: SevFd): Promise<SevGuestStatus> {
+    return runAsync(this.statusFlow(sev));
+  }
+  guestStatusSync(sev: SevFd): SevGuestStatus {
+    return runSync(this.statusFlow(sev));
+  }
+  private *statusFlow(sev: SevFd): Flow<SevGuestStatus> {
+    const command = 'GUEST_STATUS';
+    const fd = sevFd(command, sev);
+    const nv = this.vm(command);
+    const r = checkSev(command, yield* call((a) => nv.guestStatus(fd, a)));
+    return { handle: r.handle, policy: r.policy, state: r.state, stateName: SEV_GUEST_STATES[r.state] ?? `UNKNOWN_${r.state}` };
+  }
+
+  /** DBG_DECRYPT: read `length` bytes of guest memory at `offset`, decrypted (policy must allow debug). */
+  dbgDecrypt(sev: SevFd, memory: GuestMemory, offset: number, length: number): Promise<Buffer> {
+    return runAsync(this.decryptFlow(sev, memory, offset, length));
+  }
+  dbgDecryptSync(sev: SevFd, memory: GuestMemory, offset: number, length: number): Buffer {
+    return runSync(this.decryptFlow(sev, memory, offset, length));
+  }
+  private *decryptFlow(sev: SevFd, memory: GuestMemory, offset: number, length: number): Flow<Buffer> {
+    const command = 'DBG_DECRYPT';
+    const fd = sevFd(command, sev);
+    const m = this.memoryArg(command, memory);
+    memory.check(command, offset, length);
+    if (length === 0 || length > MAX_SEV_LENGTH) throw new SevArgumentError(command, 'length must be in [1, 2^32)');
+    const dst = Buffer.alloc(length);
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.dbgDecrypt(fd, m, offset, dst, a)));
+    return dst;
+  }
+
+  /** DBG_ENCRYPT: write `data`, encrypted with the guest key, at `offset` (policy must allow debug). */
+  dbgEncrypt(sev: SevFd, memory: GuestMemory, offset: number, data: Uint8Array): Promise<void> {
+    return runAsync(this.encryptFlow(sev, memory, offset, data));
+  }
+  dbgEncryptSync(sev: SevFd, memory: GuestMemory, offset: number, data: Uint8Array): void {
+    runSync(this.encryptFlow(sev, memory, offset, data));
+  }
+  private *encryptFlow(sev: SevFd, memory: GuestMemory, offset: number, data: Uint8Array): Flow<void> {
+    const command = 'DBG_ENCRYPT';
+    const fd = sevFd(command, sev);
+    const m = this.memoryArg(command, memory);
+    const src = bytes(command, 'data', data);
+    memory.check(command, offset, src.length);
+    if (src.length === 0 || src.length > MAX_SEV_LENGTH) throw new SevArgumentError(command, 'data length must be in [1, 2^32)');
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.dbgEncrypt(fd, src, m, offset, a)));
+  }
+
+  /** GET_ATTESTATION_REPORT: a report binding the launch measurement to a 16-byte nonce. */
+  getAttestationReport(sev: SevFd, mnonce: Uint8Array): Promise<Buffer> {
+    return runAsync(this.reportFlow(sev, mnonce));
+  }
+  getAttestationReportSync(sev: SevFd, mnonce: Uint8Array): Buffer {
+    return runSync(this.reportFlow(sev, mnonce));
+  }
+  private *reportFlow(sev: SevFd, mnonce: Uint8Array): Flow<Buffer> {
+    const command = 'GET_ATTESTATION_REPORT';
+    const fd = sevFd(command, sev);
+    const nonce = bytes(command, 'mnonce', mnonce);
+    if (nonce.length !== SEV_MNONCE_SIZE) throw new SevArgumentError(command, `mnonce must be ${SEV_MNONCE_SIZE} bytes, got ${nonce.length}`);
+    const nv = this.vm(command);
+    const q = yield* call((a) => nv.getAttestationReport(fd, nonce, null, a));
+    const buf = Buffer.alloc(queriedLength(command, q));
+    const r = checkSev(command, yield* call((a) => nv.getAttestationReport(fd, nonce, buf, a)));
+    return buf.subarray(0, r.length);
+  }
+
+  private *simpleFlow(
+    command: string,
+    sev: SevFd,
+    c: (nv: NativeVm, fd: number, a: boolean) => NativeOutcome | Promise<NativeOutcome>,
+  ): Flow<void> {
+    const fd = sevFd(command, sev);
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => c(nv, fd, a)));
+  }
+
+  private memoryArg(command: string, memory: unknown) {
+    if (!(memory instanceof GuestMemory)) throw new SevArgumentError(command, `memory must be a GuestMemory, got ${describe(memory)}`);
+    return memory.live(command);
+  }
+}
+
+function checkUpdateRange(command: string, memory: GuestMemory, r: MemoryRange, where: string): void {
+  if (typeof r !== 'object' || r === null) throw new SevArgumentError(command, `expected { offset, length }${where}`);
+  integer(command, `offset${where}`, r.offset);
+  integer(command, `length${where}`, r.length, 1, MAX_SEV_LENGTH);
+  if (r.offset % SEV_DATA_ALIGNMENT || r.length % SEV_DATA_ALIGNMENT) {
+    throw new SevArgumentError(
+      command,
+      `offset and length must be multiples of ${SEV_DATA_ALIGNMENT}${where}, got offset 0x${r.offset.toString(16)} length 0x${r.length.toString(16)}`,
+    );
+  }
+  inside(command, 'range', r.offset, r.length, memory.size, where);
+}
+
+function batchResult(command: string, r: NativeOutcome & { completed: number; cancelled: boolean }, total: number): BatchResult {
+  if (r.errno !== 0) {
+    const e = r.errno === ENOMEM ? memlockError(command, r) : SevError.fromIoctl(command, r.errno, r.fwError);
+    const err = new SevError(`${e.message} (range ${r.completed} of ${total}; ${r.completed} completed)`, {
+      command,
+      errno: r.errno,
+      firmwareStatus: e.firmwareStatus,
+    });
+    Object.defineProperty(err, 'completed', { value: r.completed, enumerable: true });
+    throw err as BatchFailure;
+  }
+  return { completed: r.completed, cancelled: r.cancelled };
+}
