@@ -14,5 +14,5 @@ export {
 } from './certs';
 export { probe, type ProbeReport, type ProbeCheck, type ProbeLevel } from './platform/probe';
 export * from './owner';
-export { Policy, type PolicyFlags, POLICY_BITS } from './launch/policy';
+export * from './launch';
 export * from './kvm';

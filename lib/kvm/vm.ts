@@ -187,6 +187,11 @@ export class Vm {
   }
 
   /** The vCPUs created and not yet closed. */
+  /** Regions registered with KVM_MEMORY_ENCRYPT_REG_REGION (pinned for the VM's life). */
+  get encryptedRegions(): ReadonlyArray<{ readonly memory: GuestMemory; readonly offset: number; readonly size: number }> {
+    return this.encRegions;
+  }
+
   get vcpus(): readonly Vcpu[] {
     return [...this.vcpuList];
   }

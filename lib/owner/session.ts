@@ -7,8 +7,10 @@
 //   wrap_tk  = AES-128-CTR(KEK, wrap_iv, TEK ‖ TIK);  wrap_mac = HMAC(KIK, wrap_tk)
 //   policy_mac = HMAC(TIK, policy as u32 LE)
 //   session  = nonce(16) ‖ wrap_tk(32) ‖ wrap_iv(16) ‖ wrap_mac(32) ‖ policy_mac(32)
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, diffieHellman, generateKeyPairSync, randomBytes } from 'node:crypto';
 
+import { Algorithm, Usage, usageName } from '../certs/constants';
+import { SevCertificate } from '../certs/sev-cert';
 import { SevArgumentError } from '../errors';
 import { hmacSha256, sevKdf } from './kdf';
 
@@ -71,4 +73,37 @@ export function parseSessionBlob(blob: Uint8Array): SessionParts {
     wrapMac: b.subarray(64, 96),
     policyMac: b.subarray(96, 128),
   };
+}
+
+/** Everything the guest owner needs for LAUNCH_START, and keeps for later steps. */
+export interface LaunchSession {
+  /** The guest owner's DH certificate (SEV format, ECDH P-384), for LAUNCH_START's dh_uaddr. */
+  godhCert: Buffer;
+  /** The 128-byte session blob for LAUNCH_START's session_uaddr. */
+  session: Buffer;
+  /** Transport keys: keep them secret; the TIK verifies the measurement, the TEK wraps secrets. */
+  tek: Buffer;
+  tik: Buffer;
+  policy: number;
+}
+
+/**
+ * Builds a launch session for the platform whose PDH is `pdh` (verify the PDH's chain first —
+ * lib/certs verifyChain). A fresh P-384 GODH key is made for each session.
+ */
+export function createLaunchSession(
+  pdh: Uint8Array | SevCertificate,
+  policy: number,
+  options: { keys?: TransportKeys; nonce?: Buffer; iv?: Buffer } = {},
+): LaunchSession {
+  const pdhCert = pdh instanceof SevCertificate ? pdh : SevCertificate.parse(pdh);
+  if (pdhCert.usage !== Usage.PDH) throw new SevArgumentError('session', `expected a PDH certificate, got ${usageName(pdhCert.usage)}`);
+  if (!Number.isInteger(policy) || policy < 0 || policy > 0xffffffff) {
+    throw new SevArgumentError('session', 'policy must be a 32-bit unsigned integer');
+  }
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const z = diffieHellman({ privateKey, publicKey: pdhCert.publicKey });
+  const godh = SevCertificate.create({ usage: Usage.PDH, publicKey, algorithm: Algorithm.ECDH_SHA256 });
+  const { blob, keys } = buildSessionBlob(z, policy, options.keys, options.nonce, options.iv);
+  return { godhCert: godh.toBuffer(), session: blob, tek: keys.tek, tik: keys.tik, policy };
 }

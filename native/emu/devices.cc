@@ -10,6 +10,7 @@
 
 #include "fd_table.h"
 #include "host_facts.h"
+#include "kvm_emu.h"
 #include "real_libc.h"
 #include "sev_device.h"
 
@@ -60,6 +61,10 @@ bool open_emulated(const char* path, int flags, int* result) {
   if (!path) return false;
   if (strcmp(path, sev_device_path()) == 0) {
     *result = open_sev_device(flags);
+    return true;
+  }
+  if (strcmp(path, "/dev/kvm") == 0) {  // the real device, with the SEV parts emulated
+    *result = open_kvm_device(path, flags, 0);
     return true;
   }
   if (const char* text = kvm_param_contents(path)) {

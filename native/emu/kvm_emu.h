@@ -1,0 +1,29 @@
+// The emulator's KVM side, as seen by the rest of native/emu: /dev/kvm opens are handed
+// here (devices.cc), and the firmware facts KVM derives from CPUID 0x8000001F.
+#pragma once
+
+#include <cstdint>
+
+namespace sevemu {
+
+// The kvm_amd facts sev_hardware_setup derives from CPUID 0x8000001F (emulated per
+// generation by sevemu_cpuid) and the emulated generation.
+struct KvmSevFacts {
+  bool sev = false;           // max_sev_asid != 0
+  bool es = false;            // generation has SEV-ES and min_sev_asid > 1
+  uint32_t min_sev_asid = 0;  // EDX: SEV-ES guests use 1 .. min - 1
+  uint32_t max_sev_asid = 0;  // ECX
+  uint64_t vmsa_features = 0;  // sev_supported_vmsa_features (DEBUG_SWAP)
+};
+const KvmSevFacts& kvm_sev_facts();
+
+// Opens the real /dev/kvm and registers it as an emulated KVM system fd. Returns the fd
+// or -1 with errno set, like open(2).
+int open_kvm_device(const char* path, int flags, unsigned mode);
+
+// Name of a KVM_SEV_* sub-command without the prefix ("LAUNCH_START"), null if unknown;
+// and the inverse. For traces and SEV_EMU_FAULT rules.
+const char* kvm_sev_command_name(uint32_t id);
+bool kvm_sev_command_from_name(const char* name, uint32_t& id);
+
+}  // namespace sevemu

@@ -1,0 +1,446 @@
+// KVM_MEMORY_ENCRYPT_OP and the encrypted-region ioctls, as arch/x86/kvm/svm/sev.c
+// (sev_mem_enc_ioctl and the sev_* handlers it dispatches to) does them on top of the
+// firmware: argument copies and their errnos, psp_copy_user_blob limits, pinning with the
+// RLIMIT_MEMLOCK accounting, the length-query protocol, and `error` = the firmware status
+// of the last firmware command (-EIO when it is not SUCCESS).
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include "common.h"
+#include "fault.h"
+#include "firmware.h"
+#include "guest_registry.h"
+#include "kvm_emu.h"
+#include "kvm_vm.h"
+#include "uapi/kvm_sev.h"
+#include "uapi/psp_sev.h"
+#include "user_mem.h"
+#include "user_pin.h"
+#include "vmsa.h"
+
+namespace sevemu {
+
+using namespace uapi;
+
+namespace {
+
+constexpr uint16_t kGhcbVersionMax = 2, kGhcbVersionDefault = 2, kGhcbVersionMin = 1;
+
+// One KVM_MEMORY_ENCRYPT_OP in flight (kvm->lock held).
+class SevCall {
+ public:
+  SevCall(VmState& vm, kvm_sev_cmd& cmd) : vm_(vm), cmd_(cmd), fault_(kvm_fault_for_call(cmd.id)) {}
+
+  long guest_init(bool es);
+  long guest_init2();
+  long launch_start();
+  long launch_update_data();
+  long launch_update_vmsa();
+  long launch_measure();
+  long launch_secret();
+  long launch_finish();
+  long guest_status();
+  long dbg_crypt(bool decrypt);
+  long attestation_report();
+  long send_receive();
+
+ private:
+  bool sev_guest() const { return vm_.active; }
+  bool sev_es_guest() const { return vm_.active && vm_.es_active; }
+
+  // __sev_issue_cmd: `sev_fd` must be an open /dev/sev (sev_issue_cmd_external_user), then
+  // the firmware runs `fn` under the PSP lock; a non-zero status is -EIO with `error` set.
+  template <typename Fn>
+  long issue(int sev_fd, Fn fn) {
+    auto obj = sev_fd >= 0 ? fd_table::lookup(sev_fd) : nullptr;
+    if (!obj || strcmp(obj->kind(), "sev") != 0) return -EBADF;
+    Fault f = fault_;
+    fault_ = {};  // an injected fault hits the ioctl's first firmware command
+    if (f.err) return -f.err;
+    int status;
+    try {
+      std::lock_guard<std::mutex> psp(fw::cmd_mutex());
+      status = f.status ? f.status : fn();
+    } catch (const std::exception& e) {
+      log_line("internal error in KVM_SEV_%s: %s", kvm_sev_command_name(cmd_.id), e.what());
+      return -EIO;
+    }
+    cmd_.error = uint32_t(status);
+    return status ? -EIO : 0;
+  }
+  // sev_issue_cmd: on the VM's guest (handle 0 before LAUNCH_START: INVALID_GUEST).
+  template <typename Fn>
+  long issue_guest(Fn fn) {
+    return issue(vm_.sev_fd, [&] { return vm_.guest ? fn(*vm_.guest) : int(SEV_RET_INVALID_GUEST); });
+  }
+
+  template <typename T>
+  bool copy_params(T& p) {
+    return copy_from_user(&p, cmd_.data, sizeof p) == 0;
+  }
+
+  // psp_copy_user_blob.
+  static long copy_blob(uint64_t uaddr, uint32_t len, Bytes& out) {
+    if (!uaddr || !len || len > SEV_FW_BLOB_MAX_SIZE) return -EINVAL;
+    out.resize(len);
+    return copy_from_user(out.data(), uaddr, len) ? -EFAULT : 0;
+  }
+
+  // sev_pin_memory / sev_unpin_memory around `body`.
+  template <typename Fn>
+  long pinned(uint64_t uaddr, uint64_t len, bool write, Fn body) {
+    long n = sev_pin_memory(vm_.pages_locked, uaddr, len, write);
+    if (n < 0) return n;
+    vm_.pages_locked += uint64_t(n);
+    long r = body();
+    vm_.pages_locked -= uint64_t(n);
+    return r;
+  }
+
+  int platform_init();
+  long guest_init_common(const kvm_sev_init& data, bool es);
+
+  VmState& vm_;
+  kvm_sev_cmd& cmd_;
+  Fault fault_;
+};
+
+// sev_platform_init (_sev_platform_init_locked): SNP first where the host has it, then SEV
+// INIT if the platform is still UNINIT. Returns -errno with cmd_.error set.
+int SevCall::platform_init() {
+  try {
+    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
+    NvSession nv;
+    Firmware fw(nv);
+    fw.provision_if_needed();
+    int status = 0;
+    if (!fw.st().sev_init) {
+      if (fw.snp_capable() && !fw.st().snp_init) status = fw.snp_init();
+      if (!status) status = fw.init();
+    }
+    nv.commit();
+    if (status) {
+      cmd_.error = uint32_t(status);
+      return -EIO;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    log_line("internal error in KVM_SEV_%s: %s", kvm_sev_command_name(cmd_.id), e.what());
+    return -EIO;
+  }
+}
+
+// sev_guest_init (KVM_SEV_INIT / KVM_SEV_ES_INIT): only on the default VM type; ES_INIT
+// keeps the minimal GHCB version and no VMSA features.
+long SevCall::guest_init(bool es) {
+  if (vm_.vm_type != KVM_X86_DEFAULT_VM) return -EINVAL;
+  kvm_sev_init data{};
+  data.ghcb_version = es ? kGhcbVersionMin : 0;
+  return guest_init_common(data, es);
+}
+
+// sev_guest_init2: once, on the SEV VM types, with the caller's struct kvm_sev_init.
+long SevCall::guest_init2() {
+  if (!vm_.need_init) return -EINVAL;
+  if (vm_.vm_type != KVM_X86_SEV_VM && vm_.vm_type != KVM_X86_SEV_ES_VM) return -EINVAL;
+  kvm_sev_init data;
+  if (!copy_params(data)) return -EFAULT;
+  return guest_init_common(data, vm_.vm_type != KVM_X86_SEV_VM);
+}
+
+// __sev_guest_init: argument checks, then an ASID (sev_asid_new: SEV-ES guests 1 ..
+// min_sev_asid - 1, SEV guests min_sev_asid .. max_sev_asid; EBUSY when all are taken),
+// then sev_platform_init; all undone on failure.
+long SevCall::guest_init_common(const kvm_sev_init& data, bool es) {
+  const KvmSevFacts& facts = kvm_sev_facts();
+  uint64_t valid = es ? facts.vmsa_features : 0;
+  if (!vm_.vcpus.empty() || data.flags || (data.vmsa_features & ~valid) ||
+      data.ghcb_version > kGhcbVersionMax || (!es && data.ghcb_version) || vm_.active)
+    return -EINVAL;
+  // ASID 0 is the host's: an EDX of 0 (no ES range) still leaves SEV guests 1 .. max.
+  uint32_t min = es ? 1 : std::max<uint32_t>(facts.min_sev_asid, 1);
+  uint32_t max = es ? facts.min_sev_asid - 1 : facts.max_sev_asid;
+  if (min > max) return -ENOTTY;
+  long r = 0;
+  uint32_t asid = 0;
+  try {
+    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
+    NvSession nv;
+    asid = registry::alloc_asid(nv, min, max);
+    nv.commit();
+  } catch (const std::exception& e) {
+    log_line("internal error in KVM_SEV_%s: %s", kvm_sev_command_name(cmd_.id), e.what());
+    return -EIO;
+  }
+  if (!asid) return -EBUSY;
+  if ((r = platform_init())) {
+    release_asid(asid);
+    return r;
+  }
+  vm_.active = true;
+  vm_.es_active = es;
+  vm_.vmsa_features = data.vmsa_features;
+  vm_.ghcb_version = es && !data.ghcb_version ? kGhcbVersionDefault : data.ghcb_version;
+  vm_.asid = asid;
+  vm_.need_init = false;
+  return 0;
+}
+
+long SevCall::launch_start() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_launch_start params;
+  if (!copy_params(params)) return -EFAULT;
+  Bytes dh, session;
+  long r;
+  if (params.dh_uaddr && (r = copy_blob(params.dh_uaddr, params.dh_len, dh))) return r;
+  if (params.session_uaddr && (r = copy_blob(params.session_uaddr, params.session_len, session)))
+    return r;
+  std::shared_ptr<fw::Guest> guest;
+  bool activated = false;
+  r = issue(int(cmd_.sev_fd), [&] {
+    NvSession nv;
+    fw::StartArgs a{params.handle, params.policy, params.dh_uaddr ? &dh : nullptr,
+                    params.session_uaddr ? &session : nullptr};
+    int status = fw::launch_start(nv, a, guest);
+    if (status == 0) {
+      // sev_bind_asid (ACTIVATE); on failure the kernel decommissions the new handle.
+      bool es_asid = vm_.asid < kvm_sev_facts().min_sev_asid;
+      status = fw::activate(nv, *guest, vm_.asid, es_asid);
+      if (status) fw::decommission(nv, *guest);
+      activated = status == 0;
+    }
+    nv.commit();
+    return status;
+  });
+  if (r) return r;
+  params.handle = guest->handle;
+  if (copy_to_user(cmd_.data, &params, sizeof params)) {
+    if (activated) release_guest(*guest);  // sev_unbind_asid
+    return -EFAULT;
+  }
+  vm_.guest = std::move(guest);
+  vm_.sev_fd = int(cmd_.sev_fd);
+  return 0;
+}
+
+long SevCall::launch_update_data() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_launch_update_data params;
+  if (!copy_params(params)) return -EFAULT;
+  // The kernel splits the range at physically discontiguous pages; the emulator treats
+  // the pinned range as contiguous, so this is one firmware command.
+  return pinned(params.uaddr, params.len, true, [&] {
+    return issue_guest([&](fw::Guest& g) { return fw::launch_update_data(g, params.uaddr, params.len); });
+  });
+}
+
+long SevCall::launch_update_vmsa() {
+  if (!sev_es_guest()) return -ENOTTY;
+  bool with_fpu = vm_.vm_type != KVM_X86_DEFAULT_VM;
+  for (const auto& vcpu : vm_.vcpus) {
+    if (vcpu->guest_debug.load()) return -EINVAL;  // "KVM_SET_GUEST_DEBUG ... not supported"
+    uint8_t page[kVmsaSize];
+    int rc = build_vmsa(vcpu->fd, vm_.vmsa_features, with_fpu, page);
+    if (rc) return rc;
+    long r = issue_guest([&](fw::Guest& g) { return fw::launch_update_vmsa(g, page, kVmsaSize); });
+    if (r) return r;
+    vcpu->state_protected.store(true);
+  }
+  return 0;
+}
+
+long SevCall::launch_measure() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_launch_measure params;
+  if (!copy_params(params)) return -EFAULT;
+  Bytes blob;
+  uint32_t len = 0;
+  if (params.len && params.uaddr) {
+    if (params.len > SEV_FW_BLOB_MAX_SIZE) return -EINVAL;
+    blob.assign(params.len, 0);
+    len = params.len;
+  }
+  long r = issue_guest([&](fw::Guest& g) { return fw::launch_measure(g, blob.empty() ? nullptr : blob.data(), len); });
+  if (params.len) {  // else: a length query, answered below whatever the firmware said
+    if (r) return r;
+    if (!blob.empty() && copy_to_user(params.uaddr, blob.data(), params.len)) r = -EFAULT;
+  }
+  params.len = len;
+  if (copy_to_user(cmd_.data, &params, sizeof params)) r = -EFAULT;
+  return r;
+}
+
+long SevCall::launch_secret() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_launch_secret params;
+  if (!copy_params(params)) return -EFAULT;
+  return pinned(params.guest_uaddr, params.guest_len, true, [&]() -> long {
+    Bytes trans, hdr;
+    long r;
+    if ((r = copy_blob(params.trans_uaddr, params.trans_len, trans))) return r;
+    if ((r = copy_blob(params.hdr_uaddr, params.hdr_len, hdr))) return r;
+    return issue_guest([&](fw::Guest& g) {
+      return fw::launch_secret(g, hdr, trans, params.guest_uaddr, params.guest_len);
+    });
+  });
+}
+
+long SevCall::launch_finish() {
+  if (!sev_guest()) return -ENOTTY;
+  return issue_guest([](fw::Guest& g) { return fw::launch_finish(g); });
+}
+
+long SevCall::guest_status() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_guest_status params{};
+  long r = issue_guest([&](fw::Guest& g) {
+    params.handle = g.handle;
+    params.policy = g.policy;
+    params.state = g.state;
+    return int(SEV_RET_SUCCESS);
+  });
+  if (r) return r;
+  return copy_to_user(cmd_.data, &params, sizeof params) ? -EFAULT : 0;
+}
+
+// sev_dbg_crypt: one source page at a time, each source and destination page pinned.
+long SevCall::dbg_crypt(bool decrypt) {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_dbg debug;
+  if (!copy_params(debug)) return -EFAULT;
+  if (!debug.len || debug.src_uaddr + debug.len < debug.src_uaddr) return -EINVAL;
+  if (!debug.dst_uaddr) return -EINVAL;
+  uint64_t vaddr = debug.src_uaddr, end = vaddr + debug.len, dst = debug.dst_uaddr;
+  uint64_t size = debug.len;
+  const uint64_t mask = ~(kPageSize - 1);
+  while (vaddr < end) {
+    uint32_t len = uint32_t(std::min<uint64_t>(kPageSize - (vaddr & ~mask), size));
+    bool fault = false;
+    long r = pinned(vaddr & mask, kPageSize, false, [&] {
+      return pinned(dst & mask, kPageSize, true, [&] {
+        return issue_guest([&](fw::Guest& g) { return fw::dbg(g, !decrypt, vaddr, dst, len, &fault); });
+      });
+    });
+    if (!r && fault) r = -EFAULT;
+    if (r) return r;
+    vaddr += len;
+    dst += len;
+    size -= len;
+  }
+  return 0;
+}
+
+long SevCall::attestation_report() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_attestation_report params;
+  if (!copy_params(params)) return -EFAULT;
+  Bytes blob;
+  uint32_t len = 0;
+  uint8_t mnonce[16] = {};
+  if (params.len && params.uaddr) {
+    if (params.len > SEV_FW_BLOB_MAX_SIZE) return -EINVAL;
+    blob.assign(params.len, 0);
+    len = params.len;
+    memcpy(mnonce, params.mnonce, 16);
+  }
+  long r = issue_guest([&](fw::Guest& g) {
+    NvSession nv;
+    return fw::attestation(nv, g, mnonce, blob.empty() ? nullptr : blob.data(), len);
+  });
+  if (params.len) {
+    if (r) return r;
+    if (!blob.empty() && copy_to_user(params.uaddr, blob.data(), params.len)) r = -EFAULT;
+  }
+  params.len = len;
+  if (copy_to_user(cmd_.data, &params, sizeof params)) r = -EFAULT;
+  return r;
+}
+
+// SEND_* / RECEIVE_*: the kernel's checks; the firmware model does not migrate guests.
+long SevCall::send_receive() {
+  if (!sev_guest()) return cmd_.id == KVM_SEV_RECEIVE_UPDATE_DATA ? -EINVAL : -ENOTTY;
+  return issue_guest([&](fw::Guest& g) {
+    bool send = cmd_.id <= KVM_SEV_SEND_FINISH || cmd_.id == KVM_SEV_SEND_CANCEL;
+    if (send && (g.policy & fw::kPolicyNoSend)) return int(SEV_RET_POLICY_FAILURE);
+    return int(SEV_RET_UNSUPPORTED);
+  });
+}
+
+}  // namespace
+
+long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
+  const KvmSevFacts& facts = kvm_sev_facts();
+  if (!facts.sev) return -ENOTTY;
+  if (!arg) return 0;
+  kvm_sev_cmd cmd;
+  if (copy_from_user(&cmd, arg, sizeof cmd)) return -EFAULT;
+  std::lock_guard<std::mutex> lock(vm.lock);
+  long r;
+  {
+    SevCall c(vm, cmd);
+    switch (cmd.id) {
+      case KVM_SEV_ES_INIT:
+        if (!facts.es) return -ENOTTY;
+        [[fallthrough]];
+      case KVM_SEV_INIT: r = c.guest_init(cmd.id == KVM_SEV_ES_INIT); break;
+      case KVM_SEV_INIT2: r = c.guest_init2(); break;
+      case KVM_SEV_LAUNCH_START: r = c.launch_start(); break;
+      case KVM_SEV_LAUNCH_UPDATE_DATA: r = c.launch_update_data(); break;
+      case KVM_SEV_LAUNCH_UPDATE_VMSA: r = c.launch_update_vmsa(); break;
+      case KVM_SEV_LAUNCH_MEASURE: r = c.launch_measure(); break;
+      case KVM_SEV_LAUNCH_FINISH: r = c.launch_finish(); break;
+      case KVM_SEV_GUEST_STATUS: r = c.guest_status(); break;
+      case KVM_SEV_DBG_DECRYPT: r = c.dbg_crypt(true); break;
+      case KVM_SEV_DBG_ENCRYPT: r = c.dbg_crypt(false); break;
+      case KVM_SEV_LAUNCH_SECRET: r = c.launch_secret(); break;
+      case KVM_SEV_GET_ATTESTATION_REPORT: r = c.attestation_report(); break;
+      case KVM_SEV_SEND_START:
+      case KVM_SEV_SEND_UPDATE_DATA:
+      case KVM_SEV_SEND_FINISH:
+      case KVM_SEV_SEND_CANCEL:
+      case KVM_SEV_RECEIVE_START:
+      case KVM_SEV_RECEIVE_UPDATE_DATA:
+      case KVM_SEV_RECEIVE_FINISH:
+        r = c.send_receive();
+        break;
+      // No SNP guests: snp_launch_start / snp_launch_finish say ENOTTY, snp_launch_update EINVAL.
+      case KVM_SEV_SNP_LAUNCH_START:
+      case KVM_SEV_SNP_LAUNCH_FINISH: r = -ENOTTY; break;
+      case KVM_SEV_SNP_LAUNCH_UPDATE: r = -EINVAL; break;
+      default:
+        return -EINVAL;  // not copied back
+    }
+  }
+  if (copy_to_user(arg, &cmd, sizeof cmd)) r = -EFAULT;
+  if (trace_enabled()) {
+    const char* name = kvm_sev_command_name(cmd.id);
+    log_line("KVM_SEV_%s -> %ld (error=0x%x)", name ? name : "?", r, cmd.error);
+  }
+  return r;
+}
+
+// sev_mem_enc_register_region / sev_mem_enc_unregister_region.
+long sev_mem_enc_region(VmState& vm, bool reg, unsigned long arg) {
+  kvm_enc_region range;
+  if (copy_from_user(&range, arg, sizeof range)) return -EFAULT;
+  std::lock_guard<std::mutex> lock(vm.lock);
+  if (!vm.active) return -ENOTTY;
+  if (reg) {
+    long n = sev_pin_memory(vm.pages_locked, range.addr, range.size, true);
+    if (n < 0) return n;
+    vm.pages_locked += uint64_t(n);
+    vm.regions.push_back({range.addr, range.size, uint64_t(n)});
+    return 0;
+  }
+  for (auto it = vm.regions.begin(); it != vm.regions.end(); ++it) {
+    if (it->addr == range.addr && it->size == range.size) {
+      vm.pages_locked -= it->npages;
+      vm.regions.erase(it);
+      return 0;
+    }
+  }
+  return -EINVAL;
+}
+
+}  // namespace sevemu

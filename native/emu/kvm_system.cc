@@ -1,0 +1,127 @@
+// /dev/kvm (kvm_dev_ioctl, kvm_arch_dev_ioctl): SEV VM types on KVM_CREATE_VM and
+// KVM_CAP_VM_TYPES, the SEV device attribute; everything else goes to the real /dev/kvm.
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <linux/kvm.h>
+
+#include "common.h"
+#include "generation.h"
+#include "host_facts.h"
+#include "kvm_emu.h"
+#include "kvm_vm.h"
+#include "real_libc.h"
+#include "uapi/kvm_sev.h"
+#include "user_mem.h"
+
+namespace sevemu {
+
+const KvmSevFacts& kvm_sev_facts() {
+  static const KvmSevFacts facts = [] {
+    KvmSevFacts f;
+    uint32_t r[4] = {};
+    if (!sevemu_cpuid(0x8000001F, 0, r)) return f;
+    const Generation* gen = find_generation(sevemu_generation());
+    f.max_sev_asid = r[2];
+    f.min_sev_asid = r[3];
+    f.sev = f.max_sev_asid != 0;
+    // sev_hardware_setup: "Has the system been allocated ASIDs for SEV-ES?"
+    f.es = f.sev && gen && gen->es && (r[0] & (1u << 3)) && f.min_sev_asid > 1;
+    // DebugSwap is CPUID 0x8000001F EAX[14] (NO_NESTED_DATA_BP is present on all of these).
+    if (f.es && (r[0] & (1u << 14))) f.vmsa_features |= 1u << 5;  // SVM_SEV_FEAT_DEBUG_SWAP
+    return f;
+  }();
+  return facts;
+}
+
+int open_kvm_device(const char* path, int flags, unsigned mode) {
+  int fd = real::open(path, flags, mode);
+  if (fd >= 0) fd_table::insert(fd, std::make_shared<KvmSystem>());
+  return fd;
+}
+
+long forward_ioctl(int fd, unsigned long req, unsigned long arg) {
+  int r = real::ioctl(fd, req, reinterpret_cast<void*>(arg));
+  return r < 0 ? -errno : r;
+}
+
+// kvm_caps.supported_vm_types |= BIT(KVM_X86_SEV_VM) / BIT(KVM_X86_SEV_ES_VM) (sev_set_cpu_caps).
+long check_vm_types(int fd, unsigned long req, unsigned long arg) {
+  long r = forward_ioctl(fd, req, arg);
+  if (r < 0) return r;
+  const KvmSevFacts& f = kvm_sev_facts();
+  r |= 1L << uapi::KVM_X86_DEFAULT_VM;
+  if (f.sev) r |= 1L << uapi::KVM_X86_SEV_VM;
+  if (f.es) r |= 1L << uapi::KVM_X86_SEV_ES_VM;
+  return r;
+}
+
+namespace {
+
+long create_vm(int fd, unsigned long type) {
+  const KvmSevFacts& f = kvm_sev_facts();
+  bool sev_type = type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM;
+  if (sev_type && !(type == uapi::KVM_X86_SEV_VM ? f.sev : f.es))
+    return -EINVAL;  // kvm_is_vm_type_supported
+  if (!sev_type && type != uapi::KVM_X86_DEFAULT_VM) return forward_ioctl(fd, KVM_CREATE_VM, type);
+  // The real VM is a default one; the emulated kernel remembers what was asked for.
+  long vmfd = forward_ioctl(fd, KVM_CREATE_VM, uapi::KVM_X86_DEFAULT_VM);
+  if (vmfd >= 0)
+    fd_table::insert(int(vmfd), std::make_shared<KvmVm>(std::make_shared<VmState>(uint32_t(type))));
+  return vmfd;
+}
+
+// kvm_x86_dev_get_attr / kvm_x86_dev_has_attr for group KVM_X86_GRP_SEV (sev_dev_get_attr).
+long sev_dev_attr(int fd, unsigned long req, unsigned long arg) {
+  kvm_device_attr attr;
+  if (copy_from_user(&attr, arg, sizeof attr)) return -EFAULT;
+  if (attr.group != uapi::KVM_X86_GRP_SEV) return forward_ioctl(fd, req, arg);
+  if (attr.attr != uapi::KVM_X86_SEV_VMSA_FEATURES) return -ENXIO;
+  if (req == KVM_HAS_DEVICE_ATTR) return 0;
+  uint64_t val = kvm_sev_facts().vmsa_features;
+  return copy_to_user(attr.addr, &val, sizeof val) ? -EFAULT : 0;
+}
+
+}  // namespace
+
+long KvmSystem::ioctl(int fd, unsigned long req, unsigned long arg) {
+  switch (req) {
+    case KVM_CREATE_VM:
+      return create_vm(fd, arg);
+    case KVM_CHECK_EXTENSION:
+      if (arg == uapi::CAP_VM_TYPES) return check_vm_types(fd, req, arg);
+      break;
+    case KVM_GET_DEVICE_ATTR:
+    case KVM_HAS_DEVICE_ATTR:
+      return sev_dev_attr(fd, req, arg);
+  }
+  return forward_ioctl(fd, req, arg);
+}
+
+namespace {
+const char* const kSevCommands[] = {
+    "INIT",           "ES_INIT",          "LAUNCH_START",        "LAUNCH_UPDATE_DATA",
+    "LAUNCH_UPDATE_VMSA", "LAUNCH_SECRET", "LAUNCH_MEASURE",     "LAUNCH_FINISH",
+    "SEND_START",     "SEND_UPDATE_DATA", "SEND_UPDATE_VMSA",    "SEND_FINISH",
+    "RECEIVE_START",  "RECEIVE_UPDATE_DATA", "RECEIVE_UPDATE_VMSA", "RECEIVE_FINISH",
+    "GUEST_STATUS",   "DBG_DECRYPT",      "DBG_ENCRYPT",         "CERT_EXPORT",
+    "GET_ATTESTATION_REPORT", "SEND_CANCEL", "INIT2",
+};
+constexpr uint32_t kNumSevCommands = sizeof kSevCommands / sizeof kSevCommands[0];
+static_assert(kNumSevCommands == uapi::KVM_SEV_INIT2 + 1, "KVM_SEV_* names");
+}  // namespace
+
+const char* kvm_sev_command_name(uint32_t id) {
+  return id < kNumSevCommands ? kSevCommands[id] : nullptr;
+}
+
+bool kvm_sev_command_from_name(const char* name, uint32_t& id) {
+  for (uint32_t i = 0; i < kNumSevCommands; i++)
+    if (strcmp(name, kSevCommands[i]) == 0) {
+      id = i;
+      return true;
+    }
+  return false;
+}
+
+}  // namespace sevemu

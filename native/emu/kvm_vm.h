@@ -1,0 +1,100 @@
+// The emulated kernel objects behind KVM fds (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c,
+// arch/x86/kvm/svm/sev.c): /dev/kvm, VMs and vCPUs. Every ioctl the emulator does not
+// answer itself is passed to the real /dev/kvm, so a guest launched as SEV really runs.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "fd_table.h"
+#include "guest_context.h"
+
+namespace sevemu {
+
+struct VcpuState {
+  int fd = -1;  // our own duplicate of the vCPU fd, so its registers stay readable
+  std::atomic<bool> state_protected{false};  // vcpu->arch.guest_state_protected
+  std::atomic<uint32_t> guest_debug{0};      // vcpu->guest_debug
+  ~VcpuState();
+};
+
+// struct kvm_sev_info and the parts of struct kvm the SEV code looks at.
+struct VmState {
+  explicit VmState(uint32_t type);
+  ~VmState();  // sev_vm_destroy: unpin regions, DEACTIVATE/DECOMMISSION, free the ASID
+
+  std::mutex lock;  // kvm->lock: held for each KVM_MEMORY_ENCRYPT_* ioctl
+  const uint32_t vm_type;
+  bool need_init;  // SEV VM types until KVM_SEV_INIT2
+  bool active = false, es_active = false;
+  uint64_t vmsa_features = 0;
+  uint16_t ghcb_version = 0;
+  uint32_t asid = 0;
+  int sev_fd = -1;                // the /dev/sev fd LAUNCH_START was issued on
+  std::shared_ptr<fw::Guest> guest;  // sev->handle
+  uint64_t pages_locked = 0;
+  struct Region {
+    uint64_t addr, size, npages;
+  };
+  std::vector<Region> regions;
+  std::vector<std::shared_ptr<VcpuState>> vcpus;  // kvm_for_each_vcpu order
+
+  struct Slot {
+    uint32_t flags;
+    uint64_t gpa, size, uaddr;
+  };
+  std::mutex slots_lock;
+  std::map<uint32_t, Slot> slots;  // KVM_SET_USER_MEMORY_REGION, by slot id
+
+  bool has_protected_state() const;  // kvm->arch.has_protected_state
+};
+
+// sev_asid_free / sev_unbind_asid (DEACTIVATE + DECOMMISSION), each under the PSP lock.
+void release_asid(uint32_t asid);
+void release_guest(fw::Guest& g);
+
+// KVM_MEMORY_ENCRYPT_OP (sev_mem_enc_ioctl). `arg` is the user pointer.
+long sev_mem_enc_ioctl(VmState& vm, unsigned long arg);
+// KVM_MEMORY_ENCRYPT_REG_REGION / UNREG_REGION.
+long sev_mem_enc_region(VmState& vm, bool reg, unsigned long arg);
+
+class KvmVm : public FdObject {
+ public:
+  explicit KvmVm(std::shared_ptr<VmState> s) : s_(std::move(s)) {}
+  const char* kind() const override { return "kvm-vm"; }
+  long ioctl(int fd, unsigned long req, unsigned long arg) override;
+
+ private:
+  long create_vcpu(int fd, unsigned long arg);
+  long set_memory_region(int fd, unsigned long arg);
+  std::shared_ptr<VmState> s_;
+};
+
+class KvmVcpu : public FdObject {
+ public:
+  KvmVcpu(std::shared_ptr<VmState> vm, std::shared_ptr<VcpuState> s)
+      : vm_(std::move(vm)), s_(std::move(s)) {}
+  const char* kind() const override { return "kvm-vcpu"; }
+  long ioctl(int fd, unsigned long req, unsigned long arg) override;
+
+ private:
+  std::shared_ptr<VmState> vm_;  // a vCPU fd keeps its VM alive, as in the kernel
+  std::shared_ptr<VcpuState> s_;
+};
+
+class KvmSystem : public FdObject {
+ public:
+  const char* kind() const override { return "kvm"; }
+  long ioctl(int fd, unsigned long req, unsigned long arg) override;
+};
+
+// The real ioctl, as -errno on failure.
+long forward_ioctl(int fd, unsigned long req, unsigned long arg);
+// KVM_CHECK_EXTENSION(KVM_CAP_VM_TYPES) on /dev/kvm or a VM: the real mask plus SEV types.
+long check_vm_types(int fd, unsigned long req, unsigned long arg);
+
+}  // namespace sevemu

@@ -1,0 +1,332 @@
+// The SEV / SEV-ES launch end to end on the emulator with the real /dev/kvm: the guest owner
+// builds a session (lib/owner), the host launches a tiny real-mode guest through the typed
+// launcher (lib/launch), the owner checks the measurement and releases a secret, and the guest
+// really runs and prints the secret it finds in its memory.
+import * as assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { SevArgumentError, SevClosedError, SevError } from '../../lib/errors';
+import { GuestMemory, Kvm, type Vcpu, type Vm } from '../../lib/kvm';
+import { Policy, SevLaunch, type SevMode } from '../../lib/launch';
+import { buildSecretPacket, computeMeasurement, createLaunchSession } from '../../lib/owner';
+import { SevPlatform } from '../../lib/platform';
+import { emulated, nodeScript, requireSevDevice, underFreshEmulator } from '../helpers/env';
+import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, realMode, requireKvm } from '../kvm/guest';
+
+const MEMORY_SIZE = 0x10000;
+const CODE_PAGE = { offset: CODE_ADDR, length: 0x1000 };
+
+interface Guest {
+  kvm: Kvm;
+  vm: Vm;
+  memory: GuestMemory;
+  vcpu: Vcpu;
+  close(): void;
+}
+
+/**
+ * A VM with 64 KiB at guest-physical 0 and the echo program at 0x1000, SEV-initialised by the
+ * typed launcher (the kernel wants SEV initialised before vCPUs exist), then one real-mode vCPU.
+ */
+async function sevGuest(platform: SevPlatform, mode: SevMode, vmType: 'typed' | 'default' = 'typed'): Promise<Guest & { launch: SevLaunch }> {
+  const kvm = Kvm.open();
+  const vm = kvm.createVm({ type: vmType === 'default' ? 'default' : mode });
+  const memory = GuestMemory.create(MEMORY_SIZE);
+  const close = () => {
+    vm.close();
+    memory.release();
+    kvm.close();
+  };
+  try {
+    vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+    memory.bytes().set(ECHO_STRING, CODE_ADDR);
+    const launch = await SevLaunch.init(vm, platform, { mode });
+    const vcpu = vm.createVcpu(0);
+    realMode(vcpu);
+    return { kvm, vm, memory, vcpu, launch, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
+/** Runs the echo guest to HLT, collecting what it writes to port 0x11. */
+async function runEcho(vcpu: Vcpu): Promise<string> {
+  const out: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const e = await vcpu.run();
+    if (e.reason === 'HLT') return Buffer.from(out.filter((b) => b !== 0)).toString('latin1');
+    if (e.reason !== 'IO' || e.port !== 0x11) throw new Error(`unexpected exit ${JSON.stringify(e)}`);
+    out.push(e.data[0]);
+  }
+  throw new Error('guest did not halt');
+}
+
+describe('launch: SEV and SEV-ES guests end to end', function () {
+  let platform: SevPlatform;
+
+  before(function () {
+    requireKvm(this);
+    requireSevDevice(this);
+    if (!emulated) this.skip(); // creating guests on real hardware: run with the hardware suite
+    platform = SevPlatform.open();
+  });
+  after(() => platform?.close());
+
+  for (const mode of ['sev', 'sev-es'] as const) {
+    it(`${mode}: owner session → stream → measure (verified) → secret → finish → the guest prints the secret`, async function () {
+      const status = await platform.status();
+      const policy = Policy.from({ noDebug: true, es: mode === 'sev-es' });
+      const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
+      const g = await sevGuest(platform, mode);
+      try {
+        const started = await g.launch.start({ policy, dhCert: owner.godhCert, session: owner.session });
+        assert.ok(started.handle > 0);
+        assert.equal((await started.status()).stateName, 'LUPDATE');
+        const progress: number[] = [];
+        await started.updateRanges(g.memory, [CODE_PAGE], { onProgress: (p) => progress.push(p.bytesDone) });
+        assert.equal(progress[progress.length - 1], 0x1000);
+        if (mode === 'sev-es') await started.updateVmsa();
+        const measured = await started.measure();
+        assert.equal((await measured.status()).stateName, 'LSECRET');
+
+        if (mode === 'sev') {
+          // The owner's own computation from the same inputs.
+          const digest = createHash('sha256').update(g.memory.bytes(CODE_PAGE.offset, CODE_PAGE.length)).digest();
+          const expected = computeMeasurement({
+            apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build,
+            policy: policy.value, tik: owner.tik, digest, mnonce: measured.mnonce,
+          });
+          assert.deepEqual(measured.measurement, expected);
+          const wrongTik = computeMeasurement({
+            apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build,
+            policy: policy.value, tik: randomBytes(16), digest, mnonce: measured.mnonce,
+          });
+          assert.notDeepEqual(measured.measurement, wrongTik);
+        }
+
+        const secret = Buffer.alloc(32);
+        secret.write(`${mode} secret ${randomBytes(4).toString('hex')}`);
+        const packet = buildSecretPacket(owner, measured.measurement, secret);
+        await measured.injectSecret({ header: packet.header, ciphertext: packet.ciphertext, memory: g.memory, guestOffset: ECHO_STRING_ADDR });
+        const finished = await measured.finish();
+        assert.equal((await finished.status()).stateName, 'RUNNING');
+        assert.equal(await runEcho(g.vcpu), secret.toString('latin1').replace(/\0+$/, ''));
+      } finally {
+        g.close();
+      }
+    });
+  }
+
+  it('KVM_SEV_INIT on a default VM (kernels without VM types) launches too', async () => {
+    const g = await sevGuest(platform, 'sev', 'default');
+    try {
+      const started = await g.launch.start({ policy: 0 });
+      await started.updateData(g.memory, CODE_PAGE.offset, CODE_PAGE.length);
+      const measured = await started.measure();
+      assert.equal(measured.blob.length, 48);
+      await measured.finish();
+    } finally {
+      g.close();
+    }
+  });
+
+  it('a secret built for another measurement is refused (BAD_MEASUREMENT) and not written', async () => {
+    const owner = createLaunchSession((await platform.pdhCertExport()).pdh, 0);
+    const g = await sevGuest(platform, 'sev');
+    try {
+      const started = await g.launch.start({ policy: 0, dhCert: owner.godhCert, session: owner.session });
+      await started.updateData(g.memory, CODE_PAGE.offset, CODE_PAGE.length);
+      const measured = await started.measure();
+      const packet = buildSecretPacket(owner, randomBytes(32), Buffer.alloc(16, 0x41));
+      await assert.rejects(
+        measured.injectSecret({ header: packet.header, ciphertext: packet.ciphertext, memory: g.memory, guestOffset: ECHO_STRING_ADDR }),
+        (e: SevError) => e.firmwareStatusName === 'BAD_MEASUREMENT',
+      );
+      assert.ok(g.memory.bytes(ECHO_STRING_ADDR, 16).every((b) => b === 0));
+    } finally {
+      g.close();
+    }
+  });
+
+  describe('steps out of order and bad input', () => {
+    it('a superseded step cannot act again; a running step blocks the next', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        const launch = g.launch;
+        const started = await launch.start({ policy: 0 });
+        await assert.rejects(launch.start({ policy: 0 }), /launch step is over/);
+        const measuring = started.measure();
+        await assert.rejects(started.updateData(g.memory, 0, 16), /LAUNCH_MEASURE is still running|launch step is over/);
+        const measured = await measuring;
+        await assert.rejects(started.updateData(g.memory, 0, 16), (e: Error) => e instanceof SevArgumentError && /launch step is over/.test(e.message));
+        await assert.rejects(started.measure(), /launch step is over/);
+        await measured.finish();
+        await assert.rejects(measured.finish(), /launch step is over/);
+      } finally {
+        g.close();
+      }
+    });
+
+    it('the firmware enforces order too: raw commands out of order fail with INVALID_GUEST_STATE', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        await g.vm.launchStart(platform, { policy: 0 });
+        await g.vm.launchMeasure(platform);
+        await assert.rejects(g.vm.launchUpdateData(platform, g.memory, 0, 16), (e: SevError) => e.firmwareStatusName === 'INVALID_GUEST_STATE');
+      } finally {
+        g.close();
+      }
+    });
+
+    it('unaligned and out-of-bounds ranges are rejected before any ioctl', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        const started = await g.launch.start({ policy: 0 });
+        await assert.rejects(started.updateData(g.memory, 8, 16), (e: Error) => e instanceof SevArgumentError && /multiples of 16/.test(e.message));
+        await assert.rejects(started.updateData(g.memory, 0, MEMORY_SIZE + 16), (e: Error) => e instanceof SevArgumentError && /outside guest memory/.test(e.message));
+        await assert.rejects(started.updateRanges(g.memory, []), SevArgumentError);
+        // Nothing was measured by the rejected calls: still in LUPDATE, and it still works.
+        await started.updateData(g.memory, 0, 16);
+      } finally {
+        g.close();
+      }
+    });
+
+    it('policy and mode must agree; SEV-ES needs vCPUs for the VMSA', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        await assert.rejects(g.launch.start({ policy: { es: true } }), /requires SEV-ES/);
+        const started = await g.launch.start({ policy: 0 });
+        await assert.rejects(started.updateVmsa(), /only SEV-ES/);
+        const kvm = Kvm.open();
+        const vm = kvm.createVm({ type: 'sev-es' });
+        try {
+          const es = await (await SevLaunch.init(vm, platform)).start({ policy: { es: true } });
+          await assert.rejects(es.updateVmsa(), /create the vCPUs/);
+          vm.createVcpu(0);
+          await es.updateVmsa();
+        } finally {
+          vm.close();
+          kvm.close();
+        }
+      } finally {
+        g.close();
+      }
+    });
+
+    it('a debug command under NODBG is refused with POLICY_FAILURE', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        const started = await g.launch.start({ policy: { noDebug: true } });
+        await started.updateData(g.memory, CODE_PAGE.offset, CODE_PAGE.length);
+        await assert.rejects(g.vm.dbgDecrypt(platform, g.memory, CODE_ADDR, 16), (e: SevError) => e.firmwareStatusName === 'POLICY_FAILURE');
+      } finally {
+        g.close();
+      }
+    });
+  });
+
+  describe('streaming', () => {
+    let dir: string;
+    before(() => {
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-stream-'));
+    });
+    after(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+    it('streams a file into guest memory: same bytes, same measurement as updating them in place', async () => {
+      const image = randomBytes(3 * 1024 * 1024 + 100); // not a multiple of 16: padded with zeros
+      const file = path.join(dir, 'image.bin');
+      fs.writeFileSync(file, image);
+      const size = 4 * 1024 * 1024;
+      const owner = createLaunchSession((await platform.pdhCertExport()).pdh, 0);
+      const kvm = Kvm.open();
+      const vm = kvm.createVm({ type: 'sev' });
+      const memory = GuestMemory.create(size);
+      try {
+        vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+        const started = await (await SevLaunch.init(vm, platform)).start({ policy: 0, dhCert: owner.godhCert, session: owner.session });
+        const seen: number[] = [];
+        const r = await started.streamFile(memory, file, { offset: 0x10000, chunkSize: 1 << 20, onProgress: (p) => seen.push(p.chunksDone) });
+        assert.equal(r.bytes, Math.ceil(image.length / 16) * 16);
+        assert.equal(r.chunks, 4);
+        assert.deepEqual(seen, [1, 2, 3, 4]);
+        assert.deepEqual(memory.bytes(0x10000, image.length), new Uint8Array(image));
+        const measured = await started.measure();
+        const status = await platform.status();
+        const padded = Buffer.concat([image, Buffer.alloc(r.bytes - image.length)]);
+        const expected = computeMeasurement({
+          apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: 0,
+          tik: owner.tik, digest: createHash('sha256').update(padded).digest(), mnonce: measured.mnonce,
+        });
+        assert.deepEqual(measured.measurement, expected);
+      } finally {
+        vm.close();
+        memory.release();
+        kvm.close();
+      }
+    });
+
+    it('cancellation stops between chunks; closing the VM mid-stream gives a typed error and leaks nothing', async () => {
+      const file = path.join(dir, 'big.bin');
+      fs.writeFileSync(file, randomBytes(8 * 1024 * 1024));
+      const fdsBefore = fs.readdirSync('/proc/self/fd').length;
+      for (const how of ['abort', 'close'] as const) {
+        const kvm = Kvm.open();
+        const vm = kvm.createVm({ type: 'sev' });
+        const memory = GuestMemory.create(16 * 1024 * 1024);
+        vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+        const started = await (await SevLaunch.init(vm, platform)).start({ policy: 0 });
+        const ac = new AbortController();
+        const stream = started.streamFile(memory, file, {
+          offset: 0, chunkSize: 1 << 20, signal: ac.signal,
+          onProgress: (p) => {
+            if (p.chunksDone === 2) (how === 'abort' ? ac.abort() : vm.close());
+          },
+        });
+        if (how === 'abort') {
+          await assert.rejects(stream, (e: SevError) => e.name === 'AbortError' && /cancelled after 2097152 bytes/.test(e.message));
+        } else {
+          await assert.rejects(stream, (e: Error) => e instanceof SevClosedError || (e instanceof SevError && e.code === 'EBADF'));
+        }
+        vm.close();
+        memory.release();
+        kvm.close();
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(fs.readdirSync('/proc/self/fd').length, fdsBefore, 'no fd leaked');
+    });
+
+    it('an exhausted RLIMIT_MEMLOCK (without CAP_IPC_LOCK) is a typed error naming the limit', function () {
+      const r = underFreshEmulator([], [
+        'setpriv', '--inh-caps=-ipc_lock', '--ambient-caps=-ipc_lock', '--bounding-set=-ipc_lock',
+        'prlimit', '--memlock=262144:262144', '--',
+        ...nodeScript(`
+          (async () => {
+            const p = lib.SevPlatform.open();
+            const kvm = lib.Kvm.open();
+            const vm = kvm.createVm({ type: 'sev' });
+            const memory = lib.GuestMemory.create(1 << 20);
+            vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+            const out = {};
+            const launch = await lib.SevLaunch.init(vm, p);
+            try { await vm.registerEncRegion(memory); out.register = 'ok'; } catch (e) { out.register = [e.code, /RLIMIT_MEMLOCK/.test(e.message)]; }
+            const started = await launch.start({ policy: 0 });
+            const r = await started.updateData(memory, 0, 1 << 20);  // chunked to fit the limit
+            out.update = r.chunks;
+            vm.close(); memory.release(); kvm.close(); p.close();
+            console.log(JSON.stringify(out));
+          })().catch((e) => { console.error(e); process.exit(1); });
+        `),
+      ]);
+      if (r.error || /setpriv|prlimit/.test(r.stderr) && r.status !== 0 && !r.stdout) this.skip();
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.deepEqual(out.register, ['ENOMEM', true]);
+      assert.ok(out.update >= 4, `chunked into ${out.update} updates within the limit`);
+    });
+  });
+});
