@@ -5,6 +5,7 @@ import { measurementCommand } from './measurement';
 import { okCommand } from './ok';
 import { generateCommand, provisionCommand, resetCommand, rotateCommand, verifyCommand } from './ownership';
 import { secretCommand } from './secret';
+import { sessionCommand } from './session';
 import { showCommand } from './show';
 import { vmsaCommand } from './vmsa';
 
@@ -17,6 +18,7 @@ export const commands: Command[] = [
   resetCommand,
   rotateCommand,
   secretCommand,
+  sessionCommand,
   showCommand,
   verifyCommand,
   vmsaCommand,

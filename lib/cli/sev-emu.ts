@@ -122,8 +122,8 @@ export async function main(argv: string[]): Promise<number> {
     if (verb === 'ca') {
       const out = positionals[1];
       if (!out) return fail('ca: output file required');
-      // Touch the emulated device once so a new state directory gets its keys and CA.
-      const code = await runChild([process.execPath, '-e', "require('fs').closeSync(require('fs').openSync(process.env.SEV_EMU_DEVICE||'/dev/sev','r'))"], env);
+      // One firmware command makes a new state directory create its keys and CA.
+      const code = await runChild([process.execPath, path.join(ROOT, 'bin', 'sev.js'), 'show', 'status', '--quiet'], env);
       if (code !== 0) return fail('could not initialise the emulator state');
       fs.copyFileSync(path.join(state, 'ask_ark.cert'), out);
       return 0;
