@@ -1,7 +1,9 @@
 // Commands are written once, as generators that yield native calls; a driver runs them either
 // inline (the *Sync API) or awaiting each call on the thread pool (the Promise API). Multi-step
 // commands such as "query the length, then fetch" read the same in both forms.
-import { SevError } from './errors';
+import { constants as osConstants } from 'node:os';
+
+import { FIRMWARE_STATUS_CODE, SevError } from './errors';
 import type { NativeOutcome } from './native';
 
 /** One native call: given `async`, returns the outcome or a Promise of it. */
@@ -31,4 +33,20 @@ export function* call<O extends NativeOutcome>(c: NativeCall<O>): Generator<Nati
 export function check<O extends NativeOutcome>(command: string, o: O): O {
   if (o.errno !== 0) throw SevError.fromIoctl(command, o.errno, o.fwError);
   return o;
+}
+
+/** Upper bound for a length the firmware asks for in a length query (SEV_FW_BLOB_MAX_SIZE). */
+const MAX_QUERIED_LENGTH = 0x4000;
+
+/**
+ * The firmware's answer to a length query (a null buffer or one too small): EIO with INVALID_LEN
+ * and the needed length written back (or success). Anything else is thrown as the typed error.
+ */
+export function queriedLength(command: string, o: NativeOutcome, length: number): number {
+  const answered = o.errno === 0 || (o.errno === osConstants.errno.EIO && o.fwError === FIRMWARE_STATUS_CODE.INVALID_LEN);
+  if (!answered) check(command, o);
+  if (length <= 0 || length > MAX_QUERIED_LENGTH) {
+    throw new SevError(`${command}: firmware asked for an implausible length ${length}`, { command, errno: osConstants.errno.EIO });
+  }
+  return length;
 }

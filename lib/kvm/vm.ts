@@ -6,17 +6,16 @@
 // after the firmware command ('LAUNCH_START', ...) with the kernel's errno and firmware status.
 import { constants as osConstants } from 'node:os';
 
-import { FIRMWARE_STATUS_CODE, SevArgumentError, SevClosedError, SevError } from '../errors';
+import { SevArgumentError, SevClosedError, SevError } from '../errors';
 import type { NativeOutcome } from '../native';
-import { call, type Flow, runAsync, runSync } from '../flow';
+import { call, check, type Flow, queriedLength, runAsync, runSync } from '../flow';
 import { KVM_CAP, KVM_MEM, PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE, VM_TYPE_NAMES } from './constants';
 import { GuestMemory } from './memory';
 import type { NativeVm } from './native';
 import { Vcpu } from './vcpu';
 import { aligned, bytes, describe, inside, integer, type SevFd, sevFd, u64 } from './validate';
 
-const { EIO, ENOMEM } = osConstants.errno;
-const INVALID_LEN = FIRMWARE_STATUS_CODE.INVALID_LEN;
+const { ENOMEM } = osConstants.errno;
 /** kvm_sev_launch_update_data.len and friends are 32-bit. */
 const MAX_SEV_LENGTH = 0xffffffff;
 
@@ -121,10 +120,7 @@ export interface BatchFailure extends SevError {
   readonly completed: number;
 }
 
-function checkSev<O extends NativeOutcome>(command: string, o: O): O {
-  if (o.errno !== 0) throw SevError.fromIoctl(command, o.errno, o.fwError);
-  return o;
-}
+const checkSev = check;
 
 function checkKvm<O extends NativeOutcome>(command: string, o: O, hint?: string): O {
   if (o.errno !== 0) {
@@ -150,14 +146,6 @@ function checkPinned<O extends NativeOutcome>(command: string, o: O, bytes: numb
   return checkSev(command, o);
 }
 
-/** The firmware answered a length query (errno 0, or EIO + INVALID_LEN): the length it needs. */
-function queriedLength(command: string, o: NativeOutcome & { length: number }): number {
-  if (!(o.errno === 0 || (o.errno === EIO && o.fwError === INVALID_LEN))) checkSev(command, o);
-  if (o.length <= 0 || o.length > 0x4000) {
-    throw new SevError(`${command}: firmware asked for an implausible length ${o.length}`, { command, errno: EIO });
-  }
-  return o.length;
-}
 
 export class Vm {
   /** The VM type it was created with (0 = default; 2 SEV, 3 SEV-ES, 4 SNP). */
@@ -493,7 +481,7 @@ export class Vm {
     const fd = sevFd(command, sev);
     const nv = this.vm(command);
     const q = yield* call((a) => nv.launchMeasure(fd, null, a));
-    const buf = Buffer.alloc(queriedLength(command, q));
+    const buf = Buffer.alloc(queriedLength(command, q, q.length));
     const r = checkSev(command, yield* call((a) => nv.launchMeasure(fd, buf, a)));
     return buf.subarray(0, r.length);
   }
@@ -597,7 +585,7 @@ export class Vm {
     if (nonce.length !== SEV_MNONCE_SIZE) throw new SevArgumentError(command, `mnonce must be ${SEV_MNONCE_SIZE} bytes, got ${nonce.length}`);
     const nv = this.vm(command);
     const q = yield* call((a) => nv.getAttestationReport(fd, nonce, null, a));
-    const buf = Buffer.alloc(queriedLength(command, q));
+    const buf = Buffer.alloc(queriedLength(command, q, q.length));
     const r = checkSev(command, yield* call((a) => nv.getAttestationReport(fd, nonce, buf, a)));
     return buf.subarray(0, r.length);
   }

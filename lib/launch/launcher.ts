@@ -7,6 +7,8 @@
 //   LaunchMeasured: injectSecret
 //     .finish()                                      → LaunchFinished  (LAUNCH_FINISH)
 // and reusing a state that has moved on (from plain JS) fails with a clear error before any ioctl.
+import * as fs from 'node:fs';
+
 import { SevArgumentError, SevError } from '../errors';
 import type { GuestMemory, Vm } from '../kvm';
 import type { SevGuestStatus } from '../kvm/vm';
@@ -197,46 +199,69 @@ export class LaunchStarted {
   async streamFile(memory: GuestMemory, file: string | number, options: StreamFileOptions): Promise<StreamResult> {
     const command = 'LAUNCH_UPDATE_DATA';
     const fileOffset = options.fileOffset ?? 0;
-    let length = options.length;
-    if (length === undefined) {
-      const fs = await import('node:fs');
-      const size = typeof file === 'number' ? fs.fstatSync(file).size : fs.statSync(file).size;
-      length = size - fileOffset;
+    let size: number;
+    try {
+      size = typeof file === 'number' ? fs.fstatSync(file).size : fs.statSync(file).size;
+    } catch (e) {
+      throw new SevArgumentError(command, `cannot stream ${String(file)}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    }
+    const length = options.length ?? size - fileOffset;
+    if (!Number.isSafeInteger(length) || length <= 0 || !Number.isSafeInteger(fileOffset) || fileOffset < 0 || fileOffset + length > size) {
+      throw new SevArgumentError(command, `file range ${fileOffset}+${length} is not inside ${String(file)} (${size} bytes)`);
     }
     const padded = Math.ceil(length / UPDATE_ALIGNMENT) * UPDATE_ALIGNMENT;
     validateRanges(command, [{ offset: options.offset, length: padded }], memory.size);
     const chunks = planChunks([{ offset: options.offset, length: padded }], this.chunkSize(command, options.chunkSize));
     return this.ctx.step(this, command, async () => {
       // The tail beyond the file's end is measured as zeros: clear it first.
-      if (padded > length!) memory.bytes(options.offset + length!, padded - length!).fill(0);
-      const readChunk = (c: Range) => {
-        const inFile = Math.max(0, Math.min(c.length, options.offset + length! - c.offset));
-        return inFile === 0
-          ? Promise.resolve(0)
-          : memory.readFile(file, { offset: c.offset, fileOffset: fileOffset + (c.offset - options.offset), length: inFile });
-      };
-      let done = 0;
-      let reading: Promise<number> | null = readChunk(chunks[0]);
-      for (let i = 0; i < chunks.length; i++) {
-        await reading;
-        reading = null;
-        if (options.signal?.aborted) throw aborted(command, done);
-        const measuring = this.ctx.vm.launchUpdateData(this.ctx.platform, memory, chunks[i].offset, chunks[i].length);
-        if (i + 1 < chunks.length) {
-          reading = readChunk(chunks[i + 1]);
-          reading.catch(() => {}); // reported when awaited; never an unhandled rejection
-        }
-        try {
-          await measuring;
-        } catch (e) {
-          await reading?.catch(() => {});
-          throw e;
-        }
-        done += chunks[i].length;
-        options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length });
+      if (padded > length) memory.bytes(options.offset + length, padded - length).fill(0);
+      const fd = typeof file === 'number' ? file : fs.openSync(file, 'r'); // once, not per chunk
+      try {
+        return await this.pipeline(memory, fd, fileOffset, options, length, padded, chunks);
+      } finally {
+        if (typeof file !== 'number') fs.closeSync(fd);
       }
-      return { bytes: padded, chunks: chunks.length };
     });
+  }
+
+  /** Reads chunk k+1 into guest memory while the firmware measures chunk k. */
+  private async pipeline(
+    memory: GuestMemory,
+    fd: number,
+    fileOffset: number,
+    options: StreamFileOptions,
+    length: number,
+    padded: number,
+    chunks: Range[],
+  ): Promise<StreamResult> {
+    const command = 'LAUNCH_UPDATE_DATA';
+    const readChunk = (c: Range) => {
+      const inFile = Math.max(0, Math.min(c.length, options.offset + length - c.offset));
+      return inFile === 0
+        ? Promise.resolve(0)
+        : memory.readFile(fd, { offset: c.offset, fileOffset: fileOffset + (c.offset - options.offset), length: inFile });
+    };
+    let done = 0;
+    let reading: Promise<number> | null = readChunk(chunks[0]);
+    for (let i = 0; i < chunks.length; i++) {
+      await reading;
+      reading = null;
+      if (options.signal?.aborted) throw aborted(command, done);
+      const measuring = this.ctx.vm.launchUpdateData(this.ctx.platform, memory, chunks[i].offset, chunks[i].length);
+      if (i + 1 < chunks.length) {
+        reading = readChunk(chunks[i + 1]);
+        reading.catch(() => {}); // reported when awaited; never an unhandled rejection
+      }
+      try {
+        await measuring;
+      } catch (e) {
+        await reading?.catch(() => {});
+        throw e;
+      }
+      done += chunks[i].length;
+      options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length });
+    }
+    return { bytes: padded, chunks: chunks.length };
   }
 
   /** LAUNCH_UPDATE_VMSA (SEV-ES): encrypt and measure every vCPU's initial register state. */

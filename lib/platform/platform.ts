@@ -3,9 +3,9 @@
 // firmware how much it needs (INVALID_LEN + length), then fetch into a buffer of that size.
 import { constants as osConstants } from 'node:os';
 
-import { FIRMWARE_STATUS_CODE, SevArgumentError, SevClosedError, SevError } from '../errors';
+import { SevArgumentError, SevClosedError, SevError } from '../errors';
 import { native, type NativeOutcome, type NativeSevDevice } from '../native';
-import { call, check, type Flow, runAsync, runSync } from '../flow';
+import { call, check, type Flow, queriedLength, runAsync, runSync } from '../flow';
 import {
   type OpenOptions,
   type PdhExport,
@@ -20,26 +20,12 @@ import { SEV_CERT_SIZE } from '../certs/sev-cert';
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
 /** The kernel's ENOTSUPP (524): command needs a newer firmware API. */
 const ENOTSUPP = 524;
-const INVALID_LEN = FIRMWARE_STATUS_CODE.INVALID_LEN;
 const { EIO, EINVAL, ENOENT, EACCES, EPERM } = osConstants.errno;
 
 export const DEFAULT_SEV_DEVICE = '/dev/sev';
 
 function defaultDevicePath(): string {
   return process.env.SEV_DEVICE || DEFAULT_SEV_DEVICE;
-}
-
-/** The firmware answered a length query: return the length it asked for. */
-function queriedLength(command: string, o: NativeOutcome, length: number): number {
-  const isQueryAnswer = o.errno === 0 || (o.errno === EIO && o.fwError === INVALID_LEN);
-  if (!isQueryAnswer) check(command, o);
-  if (length <= 0 || length > SEV_FW_BLOB_MAX_SIZE) {
-    throw new SevError(`${command}: firmware asked for an implausible length ${length}`, {
-      command,
-      errno: EIO,
-    });
-  }
-  return length;
 }
 
 function openError(path: string, errno: number): SevError {

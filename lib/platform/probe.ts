@@ -63,7 +63,9 @@ export const realHost: ProbeHost = {
       fs.closeSync(fs.openSync(path, flags));
       return 0;
     } catch (e) {
-      return (e as NodeJS.ErrnoException).errno ? -((e as NodeJS.ErrnoException).errno as number) : 1;
+      const code = (e as NodeJS.ErrnoException).code ?? '';
+      const errno = (osConstants.errno as Record<string, number>)[code];
+      return errno ? -errno : 1;
     }
   },
   emulated: () => native.emulator(),

@@ -1,7 +1,9 @@
 // The probe's logic on a scripted host: which checks pass, fail or skip, and the fixes offered.
 import * as assert from 'node:assert/strict';
 
-import { probe, type ProbeHost } from '../../lib/platform/probe';
+import { constants as osConstants } from 'node:os';
+
+import { probe, realHost, type ProbeHost } from '../../lib/platform/probe';
 
 function host(over: Partial<{ eax: number; params: Record<string, string>; cmdline: string; flags: string; dev: number; emulated: string | null }> = {}): ProbeHost {
   const eax = over.eax ?? 0b11111; // SME SEV PFLUSH ES SNP
@@ -76,5 +78,10 @@ describe('probe (sev ok) logic', () => {
     assert.equal(r.emulated, 'milan');
     assert.equal(r.checks.find((c) => c.id === 'cpuinfo-sev')!.state, 'SKIP');
     assert.equal(r.checks.find((c) => c.id === 'sme-active')!.state, 'SKIP');
+  });
+
+  it('the real host reports open failures as negative errnos', () => {
+    assert.equal(realHost.tryOpen('/nonexistent/sev-device', 0), -osConstants.errno.ENOENT);
+    assert.equal(realHost.tryOpen('/proc/self/status', 0), 0);
   });
 });
