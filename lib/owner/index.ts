@@ -13,3 +13,4 @@ export * from './secret';
 export * from './vmsa';
 export * from './vmsa-builder';
 export { parseIntOrHex, readBase64OrPath, readBase64, decodeBase64Strict } from './inputs';
+export * from './attestation';

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { SevArgumentError, SevClosedError, SevError } from '../../lib/errors';
 import { GuestMemory, Kvm, type Vcpu, type Vm } from '../../lib/kvm';
 import { Policy, SevLaunch, type SevMode } from '../../lib/launch';
-import { buildSecretPacket, computeMeasurement, createLaunchSession } from '../../lib/owner';
+import { buildSecretPacket, computeMeasurement, createLaunchSession, parseAttestationReport, verifyAttestationReport } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
 import { emulated, nodeScript, requireSevDevice, underFreshEmulator } from '../helpers/env';
 import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, realMode, requireKvm } from '../kvm/guest';
@@ -106,6 +106,13 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
             policy: policy.value, tik: randomBytes(16), digest, mnonce: measured.mnonce,
           });
           assert.notDeepEqual(measured.measurement, wrongTik);
+          const image = Buffer.from(g.memory.bytes(CODE_PAGE.offset, CODE_PAGE.length));
+          image[7] ^= 1; // one changed image byte
+          const changedImage = computeMeasurement({
+            apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build,
+            policy: policy.value, tik: owner.tik, digest: createHash('sha256').update(image).digest(), mnonce: measured.mnonce,
+          });
+          assert.notDeepEqual(measured.measurement, changedImage);
         }
 
         const secret = Buffer.alloc(32);
@@ -114,6 +121,15 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
         await measured.injectSecret({ header: packet.header, ciphertext: packet.ciphertext, memory: g.memory, guestOffset: ECHO_STRING_ADDR });
         const finished = await measured.finish();
         assert.equal((await finished.status()).stateName, 'RUNNING');
+        // A verifier's nonce, signed back by the PEK with this launch's digest and policy.
+        const nonce = randomBytes(16);
+        const report = parseAttestationReport(await finished.attestationReport(nonce));
+        assert.deepEqual(report.mnonce, nonce);
+        assert.equal(report.policy, policy.value);
+        assert.ok(verifyAttestationReport(report, (await platform.pdhCertExport()).pek), 'PEK signature');
+        if (mode === 'sev') {
+          assert.deepEqual(report.launchDigest, createHash('sha256').update(g.memory.bytes(CODE_PAGE.offset, CODE_PAGE.length)).digest());
+        }
         assert.equal(await runEcho(g.vcpu), secret.toString('latin1').replace(/\0+$/, ''));
       } finally {
         g.close();
@@ -213,6 +229,20 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
           vm.close();
           kvm.close();
         }
+      } finally {
+        g.close();
+      }
+    });
+
+    it('without NODBG, DBG_DECRYPT reads and DBG_ENCRYPT writes guest memory', async () => {
+      const g = await sevGuest(platform, 'sev');
+      try {
+        const started = await g.launch.start({ policy: 0 });
+        await started.updateData(g.memory, CODE_PAGE.offset, CODE_PAGE.length);
+        assert.deepEqual(await g.vm.dbgDecrypt(platform, g.memory, CODE_ADDR, 16), Buffer.from(g.memory.bytes(CODE_ADDR, 16)));
+        const data = randomBytes(32);
+        await g.vm.dbgEncrypt(platform, g.memory, 0x4000, data);
+        assert.deepEqual(await g.vm.dbgDecrypt(platform, g.memory, 0x4000, 32), data);
       } finally {
         g.close();
       }
