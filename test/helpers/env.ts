@@ -75,3 +75,9 @@ export function haveCompiler(): boolean {
     return false;
   }
 }
+
+/** Skips the current test or suite, saying why in the output (mocha's skip() prints no reason). */
+export function skipBecause(ctx: Mocha.Context, reason: string): never {
+  console.log(`      skipping: ${reason}`);
+  ctx.skip();
+}

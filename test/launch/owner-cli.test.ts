@@ -11,7 +11,7 @@ import { SevCertificate, Usage } from '../../lib/certs';
 import { GuestMemory, Kvm } from '../../lib/kvm';
 import { SevLaunch } from '../../lib/launch';
 import { SevPlatform } from '../../lib/platform';
-import { emulated, requireSevDevice, ROOT, run, sev, SEV_EMU_BIN } from '../helpers/env';
+import { emulated, requireSevDevice, ROOT, run, sev, SEV_EMU_BIN, skipBecause } from '../helpers/env';
 import { requireKvm } from '../kvm/guest';
 
 describe('owner CLI against a live launch', function () {
@@ -22,7 +22,7 @@ describe('owner CLI against a live launch', function () {
   before(function () {
     requireKvm(this);
     requireSevDevice(this);
-    if (!emulated) this.skip();
+    if (!emulated) skipBecause(this, 'uses the emulator\'s CA and demo: emulator only');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-owner-cli-'));
     platform = SevPlatform.open();
     const ca = path.join(dir, 'emu_ask_ark.cert');

@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { deviceRequired, emulated, haveCompiler, ROOT, underFreshEmulator } from '../helpers/env';
+import { deviceRequired, emulated, haveCompiler, ROOT, skipBecause, underFreshEmulator } from '../helpers/env';
 
 function compile(dir: string, name: string, extra: string[] = []): string {
   const out = path.join(dir, name);
@@ -18,7 +18,7 @@ describe('emulator: C conformance programs', function () {
   let dir: string;
 
   before(function () {
-    if (!emulated) this.skip(); // they reset and fuzz the platform: emulator only
+    if (!emulated) skipBecause(this, 'the C conformance programs reset and fuzz the platform: emulator only');
     if (!haveCompiler()) {
       if (deviceRequired) throw new Error('a C compiler (cc) is needed for the C conformance programs');
       this.skip();

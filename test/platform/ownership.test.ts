@@ -11,7 +11,7 @@ import { SevCertificate, splitChainFile, Usage } from '../../lib/certs';
 import { SevError } from '../../lib/errors';
 import { SevPlatform } from '../../lib/platform';
 import { createOca, provision, readOca, writeOca } from '../../lib/platform/ownership';
-import { destructiveAllowed, emulated, requireSevDevice, run, sev, SEV_BIN, SEV_EMU_BIN } from '../helpers/env';
+import { destructiveAllowed, emulated, requireSevDevice, run, sev, SEV_BIN, SEV_EMU_BIN, skipBecause } from '../helpers/env';
 
 describe('ownership (generate, provision, verify, reset)', function () {
   let dir: string;
@@ -21,7 +21,7 @@ describe('ownership (generate, provision, verify, reset)', function () {
 
   before(function () {
     requireSevDevice(this);
-    if (!destructiveAllowed) this.skip();
+    if (!destructiveAllowed) skipBecause(this, 'ownership changes the platform: set SEV_TEST_DESTRUCTIVE=1 on hardware');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-owner-'));
     platform = SevPlatform.open();
     if (emulated) {
@@ -83,7 +83,7 @@ describe('ownership (generate, provision, verify, reset)', function () {
   });
 
   it('without trusting the emulator CA, verify of an emulated chain fails and names the anchor', function () {
-    if (!emulated) this.skip();
+    if (!emulated) skipBecause(this, 'needs the emulator\'s (untrusted) CA');
     const out = path.join(dir, 'full2.cert');
     assert.equal(sev(['export', '--full', ...caFlags, out]).status, 0);
     const r = sev(['verify', '--sev', out, '--json']);

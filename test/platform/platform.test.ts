@@ -6,7 +6,7 @@ import { constants as osConstants } from 'node:os';
 
 import { SevArgumentError, SevClosedError, SevError } from '../../lib/errors';
 import { SEV_CERT_SIZE, SevPlatform } from '../../lib/platform';
-import { destructiveAllowed, devicePath, emulated, requireSevDevice } from '../helpers/env';
+import { destructiveAllowed, devicePath, emulated, requireSevDevice, skipBecause } from '../helpers/env';
 
 const { EIO, EPERM, EINVAL, EFAULT } = osConstants.errno;
 const USAGE = { OCA: 0x1001, PEK: 0x1002, PDH: 0x1003, CEK: 0x1004 };
@@ -206,7 +206,7 @@ describe('platform (/dev/sev)', function () {
 
   describe('key rotation and reset (destructive)', function () {
     before(function () {
-      if (!destructiveAllowed) this.skip();
+      if (!destructiveAllowed) skipBecause(this, 'rotates keys and resets: set SEV_TEST_DESTRUCTIVE=1 on hardware');
     });
 
     it('PDH_GEN replaces the PDH and keeps the PEK', async () => {

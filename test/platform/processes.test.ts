@@ -4,7 +4,7 @@ import * as assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 
 import { SevPlatform } from '../../lib/platform';
-import { destructiveAllowed, emulated, nodeScript, requireSevDevice, underFreshEmulator } from '../helpers/env';
+import { destructiveAllowed, emulated, nodeScript, requireSevDevice, skipBecause, underFreshEmulator } from '../helpers/env';
 
 function runAsync(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -20,7 +20,7 @@ function runAsync(argv: string[]): Promise<{ code: number | null; stdout: string
 describe('platform: several processes', function () {
   before(function () {
     requireSevDevice(this);
-    if (!destructiveAllowed) this.skip();
+    if (!destructiveAllowed) skipBecause(this, 'rotates keys: set SEV_TEST_DESTRUCTIVE=1 on hardware');
   });
 
   it('concurrent key rotation and export from 4 processes never corrupts the state', async () => {
@@ -55,7 +55,7 @@ describe('platform: several processes', function () {
 
 describe('emulator: fault injection', function () {
   before(function () {
-    if (!emulated) this.skip(); // fault injection is an emulator feature
+    if (!emulated) skipBecause(this, 'fault injection is an emulator feature');
   });
 
   it('makes the Nth call of a command fail with a firmware status', () => {
@@ -110,7 +110,7 @@ describe('emulator: fault injection', function () {
 
 describe('emulator: generations', function () {
   before(function () {
-    if (!emulated) this.skip();
+    if (!emulated) skipBecause(this, 'choosing a generation is an emulator feature');
   });
 
   for (const [gen, es, snp] of [['naples', false, false], ['rome', true, false], ['milan', true, true], ['genoa', true, true], ['turin', true, true]] as const) {
