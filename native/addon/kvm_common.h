@@ -11,6 +11,8 @@
 
 #include <napi.h>
 
+#include "uapi/kvm_flex.h"
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -21,19 +23,10 @@
 namespace addon {
 namespace kvm {
 
-// struct kvm_cpuid2 without its flexible array. The 6.1 UAPI header spells that array with
-// __DECLARE_FLEX_ARRAY, which in C++ adds a 1-byte empty struct: sizeof becomes 12 instead of 8,
-// so the header's KVM_GET_SUPPORTED_CPUID / KVM_SET_CPUID2 numbers and the entries' offset are
-// wrong in C++. These are the C values; entries (struct kvm_cpuid_entry2) follow at offset 8.
-struct Cpuid2Header {
-  uint32_t nent;
-  uint32_t padding;
-};
-constexpr unsigned long KVMIO_GET_SUPPORTED_CPUID = _IOWR(0xAE, 0x05, Cpuid2Header);
-constexpr unsigned long KVMIO_SET_CPUID2 = _IOW(0xAE, 0x90, Cpuid2Header);
-static_assert(sizeof(Cpuid2Header) == 8, "kvm_cpuid2 header");
-static_assert(KVMIO_GET_SUPPORTED_CPUID == 0xc008ae05UL, "KVM_GET_SUPPORTED_CPUID");
-static_assert(KVMIO_SET_CPUID2 == 0x4008ae90UL, "KVM_SET_CPUID2");
+// kvm_cpuid2's fixed part and the C ioctl numbers (the C++ ones from 6.1 headers are wrong).
+using Cpuid2Header = uapi::kvm_cpuid2_header;
+using uapi::KVMIO_GET_SUPPORTED_CPUID;
+using uapi::KVMIO_SET_CPUID2;
 
 // Counters for leak tests (exported as kvmStats()).
 struct Stats {

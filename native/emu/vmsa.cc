@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 
 #include "real_libc.h"
+#include "uapi/kvm_flex.h"
 
 namespace sevemu {
 namespace {
@@ -53,14 +54,15 @@ void put_dtable(uint8_t* page, size_t off, const kvm_dtable& d) {
   put<uint64_t>(page, off + 8, d.base);
 }
 
-// One MSR through KVM_GET_MSRS; 0 when KVM does not report it.
+// One MSR through KVM_GET_MSRS; 0 when KVM does not report it. (The C ioctl number and
+// header size: see uapi/kvm_flex.h for why <linux/kvm.h>'s are wrong in C++.)
 uint64_t get_msr(int fd, uint32_t index) {
-  alignas(8) uint8_t buf[sizeof(kvm_msrs) + sizeof(kvm_msr_entry)] = {};
-  auto* hdr = reinterpret_cast<kvm_msrs*>(buf);
-  auto* entry = reinterpret_cast<kvm_msr_entry*>(buf + sizeof(kvm_msrs));
+  alignas(8) uint8_t buf[sizeof(uapi::kvm_msrs_header) + sizeof(kvm_msr_entry)] = {};
+  auto* hdr = reinterpret_cast<uapi::kvm_msrs_header*>(buf);
+  auto* entry = reinterpret_cast<kvm_msr_entry*>(buf + sizeof(uapi::kvm_msrs_header));
   hdr->nmsrs = 1;
   entry->index = index;
-  return real::ioctl(fd, KVM_GET_MSRS, buf) == 1 ? entry->data : 0;
+  return real::ioctl(fd, uapi::KVMIO_GET_MSRS, buf) == 1 ? entry->data : 0;
 }
 
 int ioctl_or_errno(int fd, unsigned long req, void* arg) {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { SevArgumentError, SevClosedError, SevError } from '../../lib/errors';
 import { GuestMemory, Kvm, type Vcpu, type Vm } from '../../lib/kvm';
 import { Policy, SevLaunch, type SevMode } from '../../lib/launch';
-import { buildSecretPacket, computeMeasurement, createLaunchSession, parseAttestationReport, verifyAttestationReport } from '../../lib/owner';
+import { buildSecretPacket, buildVmsa, computeMeasurement, createLaunchSession, parseAttestationReport, verifyAttestationReport } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
 import { emulated, nodeScript, requireSevDevice, skipBecause, underFreshEmulator } from '../helpers/env';
 import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, realMode, requireKvm } from '../kvm/guest';
@@ -137,6 +137,36 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
       }
     });
   }
+
+  it('sev-es: the owner predicts the measurement from a sevctl-style VMSA (QEMU reset state, EPYC-Milan)', async () => {
+    // KVM_SEV_ES_INIT (legacy: no FPU in the VMSA, as sevctl models it); vCPU 0 in the x86 reset
+    // state QEMU leaves it in, with RDX = the CPUID signature of family 25, model 1, stepping 1.
+    const status = await platform.status();
+    const owner = createLaunchSession((await platform.pdhCertExport()).pdh, 0x5);
+    const kvm = Kvm.open();
+    const vm = kvm.createVm({ type: 'default' });
+    const memory = GuestMemory.create(MEMORY_SIZE);
+    try {
+      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+      const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
+      vm.createVcpu(0).setRegs({ rdx: 0xa00f11 });
+      const started = await launch.start({ policy: 0x5, dhCert: owner.godhCert, session: owner.session });
+      const code = Buffer.from(memory.bytes(CODE_PAGE.offset, CODE_PAGE.length));
+      await started.updateData(memory, CODE_PAGE.offset, CODE_PAGE.length);
+      await started.updateVmsa();
+      const measured = await started.measure();
+      const vmsa = buildVmsa({ cpu: 0, family: 25, model: 1, stepping: 1, userspace: 'qemu' }).page;
+      const expected = computeMeasurement({
+        apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: 0x5,
+        tik: owner.tik, digest: createHash('sha256').update(code).update(vmsa).digest(), mnonce: measured.mnonce,
+      });
+      assert.deepEqual(measured.measurement, expected);
+    } finally {
+      vm.close();
+      memory.release();
+      kvm.close();
+    }
+  });
 
   it('KVM_SEV_INIT on a default VM (kernels without VM types) launches too', async () => {
     const g = await sevGuest(platform, 'sev', 'default');
