@@ -111,7 +111,9 @@ EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
   unsigned long arg = va_arg(ap, unsigned long);
   va_end(ap);
   if (auto obj = fd_table::lookup(fd)) {
-    long r = obj->ioctl(fd, req, arg);
+    // The syscall takes `unsigned int cmd`: callers that pass the request through an int (QEMU's
+    // kvm_vm_ioctl does) sign-extend it, and the kernel ignores the upper half. So do we.
+    long r = obj->ioctl(fd, static_cast<unsigned int>(req), arg);
     if (r < 0) {
       errno = int(-r);
       return -1;
