@@ -2,7 +2,7 @@
 import { constants as osConstants } from 'node:os';
 
 import { SevArgumentError, SevClosedError, SevError } from '../errors';
-import type { NativeOutcome } from '../native';
+import { check } from '../flow';
 import { KVM_CAP, VM_TYPE, VM_TYPE_NAMES, type VmTypeName } from './constants';
 import { kvmNative, type NativeKvm } from './native';
 import type { CpuidEntry } from './types';
@@ -16,11 +16,6 @@ export const DEFAULT_KVM_DEVICE = '/dev/kvm';
 export interface CreateVmOptions {
   /** VM type by name or number (default 'default'). SEV types need KVM_CAP_VM_TYPES support. */
   type?: VmTypeName | number;
-}
-
-function check<O extends NativeOutcome>(command: string, o: O): O {
-  if (o.errno !== 0) throw SevError.fromIoctl(command, o.errno, 0);
-  return o;
 }
 
 export class Kvm {

@@ -1,9 +1,9 @@
 // Vcpu: one vCPU fd (KVM_CREATE_VCPU) and its mmap'd kvm_run.
 import { constants as osConstants } from 'node:os';
 
-import { SevArgumentError, SevClosedError, SevError } from '../errors';
+import { SevArgumentError, SevClosedError } from '../errors';
+import { check } from '../flow';
 import { exitReasonName, KVM_EXIT } from './constants';
-import type { NativeOutcome } from '../native';
 import type { NativeRunOutcome, NativeVcpu } from './native';
 import {
   type CpuidEntry,
@@ -28,11 +28,6 @@ const SEGMENT_MAX: Record<string, number> = {
   limit: 0xffffffff, selector: 0xffff, type: 15, present: 1, dpl: 3, db: 1, s: 1, l: 1, g: 1, avl: 1, unusable: 1,
 };
 const CONTROL_NAMES = ['cr0', 'cr2', 'cr3', 'cr4', 'cr8', 'efer', 'apicBase'] as const;
-
-function check<O extends NativeOutcome>(command: string, o: O): O {
-  if (o.errno !== 0) throw SevError.fromIoctl(command, o.errno, 0);
-  return o;
-}
 
 export class Vcpu {
   /** The vCPU id given to KVM_CREATE_VCPU (its initial APIC id). */
