@@ -5,7 +5,7 @@
 //
 // Every link is checked and reported (like `sevctl verify`), whatever fails first; a certificate
 // that does not even parse fails each link it takes part in, with the parse error as the reason.
-import { SevCertificateError } from '../errors';
+import { SevCertificateError, SevArgumentError } from '../errors';
 import { checkArkAnchor, type Generation, type TrustedArk } from './anchors';
 import { CaCertificate } from './ca-cert';
 import { Usage, usageName, type CertName } from './constants';
@@ -73,7 +73,11 @@ const CA_NAMES = ['ASK', 'ARK'] as const;
 type Parsed = { cert: SevCertificate | CaCertificate } | { error: string };
 
 /** Verifies every link of the chain and the trust anchor; never throws for bad certificates. */
-export function verifyChain(input: ChainInput, opts: VerifyChainOptions = {}): ChainReport {
+export function verifyChain(input: ChainInput, opts: VerifyChainOptions | null = {}): ChainReport {
+  if (typeof input !== 'object' || input === null) {
+    throw new SevArgumentError('verifyChain', 'expected { pdh?, pek?, oca?, cek?, ask?, ark? }');
+  }
+  opts ??= {};
   const parsed = new Map<CertName, Parsed>();
   for (const name of SEV_NAMES) parsed.set(name, parseAs(name, input[lower(name)] as SevInput | undefined));
   for (const name of CA_NAMES) parsed.set(name, parseAs(name, input[lower(name)] as CaInput | undefined));

@@ -92,10 +92,10 @@ export class Kvm {
    * KVM_CREATE_VM. The Vm is independent of this Kvm afterwards (closing one does not close the
    * other).
    */
-  createVm(options: CreateVmOptions = {}): Vm {
+  createVm(options: CreateVmOptions | null = {}): Vm {
     const command = 'KVM_CREATE_VM';
     const nk = this.kvm(command);
-    const type = vmType(command, options.type ?? 'default');
+    const type = vmType(command, options?.type ?? 'default');
     const r = nk.createVm(type);
     if (r.errno !== 0) {
       let hint: string | undefined;

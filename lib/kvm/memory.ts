@@ -6,6 +6,7 @@
 // each hold a reference; the pages are unmapped only when the last one lets go. So dropping every
 // JS reference while a VM still uses the memory is safe (the VM keeps it), and `release()` frees it
 // deterministically (detaching the ArrayBuffer) without waiting for GC.
+import { constants as bufferConstants } from 'node:buffer';
 import * as fs from 'node:fs';
 
 import { SevArgumentError, SevClosedError, SevError } from '../errors';
@@ -37,7 +38,12 @@ export interface ReadFileOptions {
   length?: number;
 }
 
-const MAX_GUEST_MEMORY = 2 ** 46;
+/**
+ * One GuestMemory is one ArrayBuffer over the mapping, so it is bounded by the largest ArrayBuffer
+ * this Node accepts (4 GiB on Node 20); larger guests use several GuestMemory regions, one memslot
+ * each (as VMMs split RAM below and above 4 GiB anyway).
+ */
+export const MAX_GUEST_MEMORY = Math.min(2 ** 46, bufferConstants.MAX_LENGTH - (bufferConstants.MAX_LENGTH % HUGE_PAGE_SIZE));
 
 export class GuestMemory {
   /** Size in bytes (a multiple of the page size). */
@@ -56,11 +62,14 @@ export class GuestMemory {
    * Maps `size` bytes of zeroed anonymous memory (MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
    * MADV_DONTFORK). `size` must be a non-zero multiple of 4 KiB (2 MiB with `hugetlb`).
    */
-  static create(size: number, options: GuestMemoryOptions = {}): GuestMemory {
+  static create(size: number, options: GuestMemoryOptions | null = {}): GuestMemory {
     const command = 'GuestMemory.create';
-    const hugePages = options.hugePages ?? 'none';
+    const hugePages = options?.hugePages ?? 'none';
     if (!['none', 'transparent', 'hugetlb'].includes(hugePages)) {
       throw new SevArgumentError(command, `hugePages must be 'none', 'transparent' or 'hugetlb', got ${describe(hugePages)}`);
+    }
+    if (typeof size === 'number' && size > MAX_GUEST_MEMORY) {
+      throw new SevArgumentError(command, `size ${size} exceeds ${MAX_GUEST_MEMORY} bytes, the largest ArrayBuffer this Node allows; split guest RAM into several GuestMemory regions (one memslot each)`);
     }
     integer(command, 'size', size, 1, MAX_GUEST_MEMORY);
     aligned(command, 'size', size, hugePages === 'hugetlb' ? HUGE_PAGE_SIZE : PAGE_SIZE);
@@ -109,12 +118,12 @@ export class GuestMemory {
    * on a worker thread: no intermediate buffer, the event loop stays free. Resolves with the
    * number of bytes read (less than asked only if the file ends first).
    */
-  readFile(file: string | number, options: ReadFileOptions = {}): Promise<number> {
-    return runAsync(this.readFileFlow(file, options));
+  readFile(file: string | number, options: ReadFileOptions | null = {}): Promise<number> {
+    return runAsync(this.readFileFlow(file, options ?? {}));
   }
   /** readFile on the calling thread. */
-  readFileSync(file: string | number, options: ReadFileOptions = {}): number {
-    return runSync(this.readFileFlow(file, options));
+  readFileSync(file: string | number, options: ReadFileOptions | null = {}): number {
+    return runSync(this.readFileFlow(file, options ?? {}));
   }
   private *readFileFlow(file: string | number, options: ReadFileOptions): Flow<number> {
     const command = 'GuestMemory.readFile';
@@ -138,7 +147,13 @@ export class GuestMemory {
     }
     try {
       let length = options.length;
-      if (length === undefined) length = Math.max(0, fs.fstatSync(fd).size - fileOffset);
+      if (length === undefined) {
+        try {
+          length = Math.max(0, fs.fstatSync(fd).size - fileOffset);
+        } catch (e) {
+          throw new SevError(`${command}: ${(e as Error).message}`, { command, errno: Math.abs((e as NodeJS.ErrnoException).errno ?? 0), cause: e });
+        }
+      }
       integer(command, 'length', length);
       inside(command, 'range', offset, length, this.size);
       const mem = this.native;

@@ -122,6 +122,8 @@ export class Vcpu {
     const command = 'KVM_SET_CPUID2';
     const nv = this.idle(command);
     if (!Array.isArray(entries)) throw new SevArgumentError(command, 'entries must be an array of CPUID entries');
+    // KVM_MAX_CPUID_ENTRIES: the kernel (and the addon) refuse more.
+    if (entries.length > 256) throw new SevArgumentError(command, `at most 256 CPUID entries, got ${entries.length}`);
     const list = entries.map((e, i) => {
       const f = (n: keyof CpuidEntry) => integer(command, `entries[${i}].${n}`, e?.[n], 0, 0xffffffff);
       return { function: f('function'), index: f('index'), flags: f('flags'), eax: f('eax'), ebx: f('ebx'), ecx: f('ecx'), edx: f('edx') };

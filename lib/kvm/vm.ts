@@ -352,11 +352,11 @@ export class Vm {
   }
 
   /** KVM_SEV_INIT2: initialise a VM created with an SEV VM type (sev, sev-es, snp). */
-  sevInit2(sev: SevFd, options: SevInit2Options = {}): Promise<void> {
-    return runAsync(this.init2Flow(sev, options));
+  sevInit2(sev: SevFd, options: SevInit2Options | null = {}): Promise<void> {
+    return runAsync(this.init2Flow(sev, options ?? {}));
   }
-  sevInit2Sync(sev: SevFd, options: SevInit2Options = {}): void {
-    runSync(this.init2Flow(sev, options));
+  sevInit2Sync(sev: SevFd, options: SevInit2Options | null = {}): void {
+    runSync(this.init2Flow(sev, options ?? {}));
   }
   private *init2Flow(sev: SevFd, options: SevInit2Options): Flow<void> {
     const command = 'KVM_SEV_INIT2';
@@ -452,8 +452,8 @@ export class Vm {
       throw new SevArgumentError(command, 'expected a non-empty array of { offset, length } ranges');
     }
     const flat = new Float64Array(ranges.length * 2);
-    ranges.forEach((r, i) => {
-      checkUpdateRange(command, memory, r, ` (range ${i})`);
+    ranges.forEach((range, i) => {
+      const r = checkUpdateRange(command, memory, range, ` (range ${i})`);
       flat[2 * i] = r.offset;
       flat[2 * i + 1] = r.length;
     });
@@ -606,8 +606,10 @@ export class Vm {
   }
 }
 
-function checkUpdateRange(command: string, memory: GuestMemory, r: MemoryRange, where: string): void {
-  if (typeof r !== 'object' || r === null) throw new SevArgumentError(command, `expected { offset, length }${where}`);
+/** Validates a range and returns a plain copy (read once: getters cannot change it afterwards). */
+function checkUpdateRange(command: string, memory: GuestMemory, range: MemoryRange, where: string): MemoryRange {
+  if (typeof range !== 'object' || range === null) throw new SevArgumentError(command, `expected { offset, length }${where}`);
+  const r = { offset: range.offset, length: range.length };
   integer(command, `offset${where}`, r.offset);
   integer(command, `length${where}`, r.length, 1, MAX_SEV_LENGTH);
   if (r.offset % SEV_DATA_ALIGNMENT || r.length % SEV_DATA_ALIGNMENT) {
@@ -617,18 +619,20 @@ function checkUpdateRange(command: string, memory: GuestMemory, r: MemoryRange, 
     );
   }
   inside(command, 'range', r.offset, r.length, memory.size, where);
+  return r;
 }
 
-function batchResult(command: string, r: NativeOutcome & { completed: number; cancelled: boolean }, total: number): BatchResult {
+function batchResult(command: string, r: NativeOutcome & { completed?: number; cancelled?: boolean }, total: number): BatchResult {
+  const completed = r.completed ?? 0; // absent when the job never started (e.g. EBADF)
   if (r.errno !== 0) {
     const e = r.errno === ENOMEM ? memlockError(command, r) : SevError.fromIoctl(command, r.errno, r.fwError);
-    const err = new SevError(`${e.message} (range ${r.completed} of ${total}; ${r.completed} completed)`, {
+    const err = new SevError(`${e.message} (range ${completed} of ${total}; ${completed} completed)`, {
       command,
       errno: r.errno,
       firmwareStatus: e.firmwareStatus,
     });
-    Object.defineProperty(err, 'completed', { value: r.completed, enumerable: true });
+    Object.defineProperty(err, 'completed', { value: completed, enumerable: true });
     throw err as BatchFailure;
   }
-  return { completed: r.completed, cancelled: r.cancelled };
+  return { completed, cancelled: r.cancelled ?? false };
 }

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 
 import { SevArgumentError, SevError } from '../errors';
-import type { GuestMemory, Vm } from '../kvm';
+import { GuestMemory, Vm } from '../kvm';
 import type { SevGuestStatus } from '../kvm/vm';
 import { parseLaunchMeasure } from '../owner/measurement';
 import type { SevPlatform } from '../platform';
@@ -108,7 +108,12 @@ export class SevLaunch {
    * Makes `vm` an SEV (or SEV-ES) guest on `platform`'s firmware: KVM_SEV_INIT2 for VMs created
    * with an SEV VM type, KVM_SEV_INIT / KVM_SEV_ES_INIT for a default VM (older kernels).
    */
-  static async init(vm: Vm, platform: SevPlatform, options: { mode?: SevMode; vmsaFeatures?: bigint | number } = {}): Promise<SevLaunch> {
+  static async init(vm: Vm, platform: SevPlatform, options: { mode?: SevMode; vmsaFeatures?: bigint | number } | null = {}): Promise<SevLaunch> {
+    if (!(vm instanceof Vm)) throw new SevArgumentError('init', 'expected a Vm (Kvm#createVm)');
+    if (typeof platform !== 'object' || platform === null || !('fd' in platform)) {
+      throw new SevArgumentError('init', 'expected an open SevPlatform');
+    }
+    options ??= {};
     const mode = options.mode ?? (vm.typeName === 'sev-es' ? 'sev-es' : 'sev');
     if (mode !== 'sev' && mode !== 'sev-es') throw new SevArgumentError('init', `mode must be 'sev' or 'sev-es', got ${String(mode)}`);
     if (vm.vcpus.length > 0) {
@@ -136,6 +141,7 @@ export class SevLaunch {
    * (lib/owner), the firmware unwraps the owner's TEK/TIK; without them it makes its own.
    */
   async start(options: { policy: Policy | PolicyFlags | number; dhCert?: Uint8Array; session?: Uint8Array }): Promise<LaunchStarted> {
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError('LAUNCH_START', 'expected { policy, dhCert?, session? }');
     const policy = Policy.from(options.policy);
     if (policy.es !== (this.ctx.mode === 'sev-es')) {
       throw new SevArgumentError('LAUNCH_START', `policy ${policy} ${policy.es ? 'requires' : 'forbids'} SEV-ES but this launch is ${this.ctx.mode}`);
@@ -173,8 +179,10 @@ export class LaunchStarted {
    * LAUNCH_UPDATE_DATA over ranges, measured in the order given. Adjacent ranges are merged and
    * runs are split into chunks, all issued in one worker-thread job.
    */
-  async updateRanges(memory: GuestMemory, ranges: readonly Range[], options: StreamOptions = {}): Promise<StreamResult> {
+  async updateRanges(memory: GuestMemory, ranges: readonly Range[], options: StreamOptions | null = {}): Promise<StreamResult> {
     const command = 'LAUNCH_UPDATE_DATA';
+    options ??= {};
+    checkMemory(command, memory);
     validateRanges(command, ranges, memory.size);
     const chunks = planChunks(ranges, this.chunkSize(command, options.chunkSize));
     const total = chunks.reduce((n, c) => n + c.length, 0);
@@ -198,6 +206,10 @@ export class LaunchStarted {
    */
   async streamFile(memory: GuestMemory, file: string | number, options: StreamFileOptions): Promise<StreamResult> {
     const command = 'LAUNCH_UPDATE_DATA';
+    checkMemory(command, memory);
+    if (typeof options !== 'object' || options === null) {
+      throw new SevArgumentError(command, 'expected options with at least { offset } (where in guest memory the file goes)');
+    }
     const fileOffset = options.fileOffset ?? 0;
     let size: number;
     try {
@@ -370,6 +382,10 @@ export class LaunchFinished {
   attestationReport(mnonce: Uint8Array): Promise<Buffer> {
     return this.ctx.vm.getAttestationReport(this.ctx.platform, mnonce);
   }
+}
+
+function checkMemory(command: string, memory: unknown): asserts memory is GuestMemory {
+  if (!(memory instanceof GuestMemory)) throw new SevArgumentError(command, 'expected a GuestMemory');
 }
 
 function prefixSums(chunks: readonly Range[]): number[] {

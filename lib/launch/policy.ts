@@ -29,6 +29,8 @@ export const POLICY_BITS = {
   SEV: 1 << 5,
 } as const;
 
+const POLICY_FLAG_NAMES = ['noDebug', 'noKeySharing', 'es', 'noSend', 'domain', 'sev', 'apiMajor', 'apiMinor'];
+
 const RESERVED_MASK = 0x0000ffc0; // bits 15:6 must be zero
 
 export class Policy {
@@ -51,6 +53,13 @@ export class Policy {
   static from(flags: PolicyFlags | number | Policy): Policy {
     if (flags instanceof Policy) return flags;
     if (typeof flags === 'number') return Policy.fromValue(flags);
+    if (typeof flags !== 'object' || flags === null || Array.isArray(flags)) {
+      throw new SevArgumentError('policy', `expected a policy number, a Policy or named flags, got ${flags === null ? 'null' : Array.isArray(flags) ? 'an array' : typeof flags}`);
+    }
+    const unknown = Object.keys(flags).filter((k) => !POLICY_FLAG_NAMES.includes(k));
+    if (unknown.length) {
+      throw new SevArgumentError('policy', `unknown policy flag(s) ${unknown.join(', ')}; known: ${POLICY_FLAG_NAMES.join(', ')}`);
+    }
     const byte = (name: string, v: number | undefined) => {
       if (v === undefined) return 0;
       if (!Number.isInteger(v) || v < 0 || v > 255) throw new SevArgumentError('policy', `${name} must be 0..255`);

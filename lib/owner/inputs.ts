@@ -75,3 +75,12 @@ export function readFileArg(command: string, name: string, path: string): Buffer
 function abbreviate(s: string): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
+
+/** `value` as bytes of exactly `length` (when given), or a SevArgumentError naming it. */
+export function requireBytes(command: string, name: string, value: unknown, length?: number): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new SevArgumentError(command, `${name} must be a Buffer or Uint8Array`);
+  if (length !== undefined && value.length !== length) {
+    throw new SevArgumentError(command, `${name} must be ${length} bytes, got ${value.length}`);
+  }
+  return value;
+}

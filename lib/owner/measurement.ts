@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 
 import { SevArgumentError } from '../errors';
+import { requireBytes } from './inputs';
 import { hmacSha256, macEqual } from './kdf';
 
 export const MEASUREMENT_SIZE = 32;
@@ -27,6 +28,7 @@ export interface MeasurementInputs extends FirmwareBuild {
 
 /** Splits a LAUNCH_MEASURE blob into the measurement and the firmware's nonce. */
 export function parseLaunchMeasure(blob: Uint8Array): { measurement: Buffer; mnonce: Buffer } {
+  requireBytes('LAUNCH_MEASURE', 'measurement blob', blob);
   if (blob.length !== LAUNCH_MEASURE_BLOB_SIZE) {
     throw new SevArgumentError('LAUNCH_MEASURE', `measurement blob must be ${LAUNCH_MEASURE_BLOB_SIZE} bytes, got ${blob.length}`);
   }
@@ -46,6 +48,9 @@ export function launchDigest(chunks: Iterable<Uint8Array>): Buffer {
  * for wrong sizes (TIK 16, digest 32, nonce 16) or out-of-range version / policy numbers.
  */
 export function computeMeasurement(m: MeasurementInputs): Buffer {
+  if (typeof m !== 'object' || m === null) {
+    throw new SevArgumentError('measurement', 'expected { apiMajor, apiMinor, build, policy, tik, digest, mnonce }');
+  }
   const check = (name: string, v: Uint8Array, len: number) => {
     if (!(v instanceof Uint8Array) || v.length !== len) {
       throw new SevArgumentError('measurement', `${name} must be ${len} bytes`);

@@ -8,6 +8,7 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 
 import { SevArgumentError } from '../errors';
+import { requireBytes } from './inputs';
 import { KNOWN_GUIDS } from './guid';
 import { encodeGuidTable, type GuidTableEntry } from './guid-table';
 import { hmacSha256 } from './kdf';
@@ -23,8 +24,15 @@ export function buildSecretPacket(
   keys: { tek: Uint8Array; tik: Uint8Array },
   measurement: Uint8Array,
   payload: Uint8Array,
-  options: { flags?: number; iv?: Buffer } = {},
+  options: { flags?: number; iv?: Buffer } | null = {},
 ): SecretPacket {
+  options ??= {};
+  if (typeof keys !== 'object' || keys === null) throw new SevArgumentError('secret', 'expected the transport keys { tek, tik }');
+  requireBytes('secret', 'TEK', keys.tek);
+  requireBytes('secret', 'TIK', keys.tik);
+  requireBytes('secret', 'measurement', measurement);
+  requireBytes('secret', 'payload', payload);
+  if (options.iv !== undefined) requireBytes('secret', 'IV', options.iv);
   if (keys.tek.length !== 16) throw new SevArgumentError('secret', `TEK must be 16 bytes, got ${keys.tek.length}`);
   if (keys.tik.length !== 16) throw new SevArgumentError('secret', `TIK must be 16 bytes, got ${keys.tik.length}`);
   if (measurement.length !== 32) throw new SevArgumentError('secret', 'measurement must be 32 bytes');

@@ -12,6 +12,7 @@ import { createCipheriv, diffieHellman, generateKeyPairSync, randomBytes } from 
 import { Algorithm, Usage, usageName } from '../certs/constants';
 import { SevCertificate } from '../certs/sev-cert';
 import { SevArgumentError } from '../errors';
+import { requireBytes } from './inputs';
 import { hmacSha256, sevKdf } from './kdf';
 
 export const SESSION_BLOB_SIZE = 128;
@@ -46,6 +47,15 @@ export function buildSessionBlob(
   nonce: Buffer = randomBytes(16),
   iv: Buffer = randomBytes(16),
 ): { blob: Buffer; parts: SessionParts; keys: TransportKeys } {
+  requireBytes('session', 'shared secret', z);
+  if (!Number.isInteger(policy) || policy < 0 || policy > 0xffffffff) {
+    throw new SevArgumentError('session', 'policy must be a 32-bit unsigned integer');
+  }
+  if (typeof keys !== 'object' || keys === null) throw new SevArgumentError('session', 'expected the transport keys { tek, tik }');
+  requireBytes('session', 'TEK', keys.tek, 16);
+  requireBytes('session', 'TIK', keys.tik, 16);
+  requireBytes('session', 'nonce', nonce, 16);
+  requireBytes('session', 'IV', iv, 16);
   if (keys.tek.length !== 16 || keys.tik.length !== 16) {
     throw new SevArgumentError('session', 'TEK and TIK must be 16 bytes each');
   }

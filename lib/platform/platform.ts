@@ -54,12 +54,12 @@ export class SevPlatform {
   }
 
   /** Opens the SEV device (default `/dev/sev`, or env SEV_DEVICE), read-write unless told not to. */
-  static open(options: OpenOptions = {}): SevPlatform {
-    const path = options.path ?? defaultDevicePath();
+  static open(options: OpenOptions | null = {}): SevPlatform {
+    const path = options?.path ?? defaultDevicePath();
     if (typeof path !== 'string' || path.length === 0) {
       throw new SevArgumentError('open', 'path must be a non-empty string');
     }
-    const writable = options.writable ?? true;
+    const writable = options?.writable ?? true;
     try {
       return new SevPlatform(path, new native.SevDevice(path, writable));
     } catch (e) {
@@ -318,6 +318,13 @@ export class SevPlatform {
 
   /** @internal Raw SEV_ISSUE_CMD for conformance tests; see NativeSevDevice.issueRaw. */
   issueRawSync(cmd: number, payload: Uint8Array | null, pointers: Array<[number, Uint8Array]> = []): NativeOutcome {
-    return this.device(`SEV_ISSUE_CMD(${cmd})`).issueRaw(cmd, payload, pointers, false);
+    const command = `SEV_ISSUE_CMD(${cmd})`;
+    const dev = this.device(command);
+    try {
+      return dev.issueRaw(cmd, payload, pointers, false);
+    } catch (e) {
+      if (e instanceof TypeError || e instanceof RangeError) throw new SevArgumentError(command, e.message);
+      throw e;
+    }
   }
 }

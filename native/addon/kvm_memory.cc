@@ -2,6 +2,7 @@
 // (zero copies). The mapping is a refcounted Mapping: this object, the ArrayBuffer's finalizer,
 // every Vm memslot / encrypted region that uses it and every worker job hold a reference, so it
 // is unmapped only when none of them needs it any more — whatever order GC and close() happen in.
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -55,15 +56,11 @@ GuestMemory::GuestMemory(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Gues
   address_ = reinterpret_cast<uintptr_t>(p);
 
   // The ArrayBuffer's finalizer holds its own reference to the mapping.
+  // On failure node-addon-api itself releases `hint` (through the finalizer), so it is not
+  // deleted here. The TS layer keeps sizes within buffer.constants.MAX_LENGTH, V8's limit.
   auto* hint = new SharedMapping(mapping_);
-  Napi::ArrayBuffer ab;
-  try {
-    ab = Napi::ArrayBuffer::New(
-        env, p, size, [](Napi::Env, void*, SharedMapping* h) { delete h; }, hint);
-  } catch (...) {
-    delete hint;
-    throw;
-  }
+  Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(
+      env, p, size, [](Napi::Env, void*, SharedMapping* h) { delete h; }, hint);
   buffer_ = Napi::Persistent(ab);
   info.This().As<Napi::Object>().TypeTag(&kGuestMemoryTag);
 }
@@ -102,10 +99,18 @@ Napi::Value GuestMemory::ReadFile(const Napi::CallbackInfo& info) {
   if (!mapping_->Contains(memOffset, length)) {
     throw Napi::RangeError::New(env, "readFile: range is outside guest memory");
   }
+  // The job reads through its own duplicate of the fd: if JS closes the fd meanwhile and the
+  // number is reused, the job still reads the file it was given.
+  int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (own < 0) return ErrnoOutcome(env, async, errno);
   SharedMapping mapping = mapping_;
   auto done = std::make_shared<uint64_t>(0);
-  Work work = [mapping, fd, fileOffset, memOffset, length, done]() {
+  Work work = [mapping, fd = own, fileOffset, memOffset, length, done]() {
     Outcome o;
+    struct CloseAtEnd {
+      int fd;
+      ~CloseAtEnd() { ::close(fd); }
+    } closer{fd};
     uint8_t* dst = mapping->base() + memOffset;
     while (*done < length) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(length - *done, 1u << 30));

@@ -283,10 +283,18 @@ Napi::Value SevDevice::IssueRaw(const Napi::CallbackInfo& info) {
   if (info[2].IsArray()) {
     Napi::Array ptrs = info[2].As<Napi::Array>();
     for (uint32_t i = 0; i < ptrs.Length(); i++) {
-      Napi::Array pair = ptrs.Get(i).As<Napi::Array>();
-      uint32_t offset = pair.Get(0u).As<Napi::Number>().Uint32Value();
+      Napi::Value entry = ptrs.Get(i);
+      if (!entry.IsArray() || !entry.As<Napi::Array>().Get(0u).IsNumber()) {
+        throw Napi::TypeError::New(env, "issueRaw: pointers must be [offset, Buffer] pairs");
+      }
+      Napi::Array pair = entry.As<Napi::Array>();
+      double where = pair.Get(0u).As<Napi::Number>().DoubleValue();
       Bytes target = OptionalBytes(pair.Get(1u), "issueRaw pointer target");
-      if (offset + 8 > payload.length) throw Napi::RangeError::New(env, "issueRaw: pointer offset");
+      // Bounds in double precision: no 32-bit wraparound for negative or huge offsets.
+      if (!(where >= 0) || where + 8 > double(payload.length) || where != double(uint64_t(where))) {
+        throw Napi::RangeError::New(env, "issueRaw: pointer offset outside the payload");
+      }
+      size_t offset = size_t(where);
       uint64_t addr = reinterpret_cast<uintptr_t>(target.data);
       std::memcpy(payload.data + offset, &addr, 8);
       c.pins->Add(pair.Get(1u));

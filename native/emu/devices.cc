@@ -44,12 +44,19 @@ int open_text_file(const char* text, int flags) {
   return fd;
 }
 
-// The device gets a real fd of its own (so poll/close/dup/fcntl behave), on /dev/null with
-// the caller's access mode and flags; the emulated driver sits in the fd table.
+// The device gets a real fd of its own (so poll/close/dup/fcntl behave): an empty memfd, whose
+// inode is unique, so the fd table can tell this open file from whatever later reuses its number
+// after a close the emulator never saw (libuv closes with a raw syscall). The emulated driver,
+// with the caller's access mode, sits in the fd table.
 int open_sev_device(int flags) {
-  int keep = O_ACCMODE | O_CLOEXEC | O_NONBLOCK | O_APPEND | O_ASYNC | O_NOCTTY;
-  int fd = real::open("/dev/null", flags & keep);
+  int fd = memfd_create("sevemu-dev-sev", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
   if (fd < 0) return -1;
+  if ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+    int e = errno;
+    real::close(fd);
+    errno = e;
+    return -1;
+  }
   int acc = flags & O_ACCMODE;
   fd_table::insert(fd, std::make_shared<SevDeviceFile>(acc == O_WRONLY || acc == O_RDWR));
   return fd;

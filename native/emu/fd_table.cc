@@ -4,6 +4,7 @@
 #include "fd_table.h"
 
 #include <pthread.h>
+#include <sys/stat.h>
 
 #include <atomic>
 #include <mutex>
@@ -16,9 +17,25 @@ std::mutex& mu() {
   static std::mutex* m = new std::mutex;  // never destroyed: fds may close during exit
   return *m;
 }
-std::unordered_map<int, std::shared_ptr<FdObject>>& map() {
-  static auto* m = new std::unordered_map<int, std::shared_ptr<FdObject>>;
+// An emulated object and the identity (device, inode) of the open file it was registered on.
+// Callers may close fds behind the emulator's back (libuv uses syscall(SYS_close)); a number
+// whose file has changed is then recognised as reused, and its stale entry dropped.
+struct Entry {
+  std::shared_ptr<FdObject> obj;
+  dev_t dev = 0;
+  ino_t ino = 0;
+};
+std::unordered_map<int, Entry>& map() {
+  static auto* m = new std::unordered_map<int, Entry>;
   return *m;
+}
+
+bool identity(int fd, dev_t& dev, ino_t& ino) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return false;
+  dev = st.st_dev;
+  ino = st.st_ino;
+  return true;
 }
 std::atomic<size_t> g_count{0};
 
@@ -34,16 +51,35 @@ __attribute__((constructor)) void install_fork_handlers() {
 }  // namespace
 
 void insert(int fd, std::shared_ptr<FdObject> obj) {
+  Entry e{std::move(obj)};
+  identity(fd, e.dev, e.ino);
   std::lock_guard<std::mutex> lock(mu());
-  map()[fd] = std::move(obj);
+  map()[fd] = std::move(e);
   g_count.store(map().size(), std::memory_order_release);
 }
 
 std::shared_ptr<FdObject> lookup(int fd) {
   if (g_count.load(std::memory_order_acquire) == 0) return nullptr;
+  Entry e;
+  {
+    std::lock_guard<std::mutex> lock(mu());
+    auto it = map().find(fd);
+    if (it == map().end()) return nullptr;
+    e = it->second;
+  }
+  dev_t dev;
+  ino_t ino;
+  if (identity(fd, dev, ino) && dev == e.dev && ino == e.ino) return e.obj;
+  // Closed without our close() and the number reused (or not open at all): forget the entry.
+  std::shared_ptr<FdObject> dropped;  // released outside the lock
   std::lock_guard<std::mutex> lock(mu());
   auto it = map().find(fd);
-  return it == map().end() ? nullptr : it->second;
+  if (it != map().end() && it->second.obj == e.obj) {
+    dropped = std::move(it->second.obj);
+    map().erase(it);
+    g_count.store(map().size(), std::memory_order_release);
+  }
+  return nullptr;
 }
 
 bool remove(int fd) {
@@ -52,7 +88,7 @@ bool remove(int fd) {
   std::lock_guard<std::mutex> lock(mu());
   auto it = map().find(fd);
   if (it == map().end()) return false;
-  dropped = std::move(it->second);
+  dropped = std::move(it->second.obj);
   map().erase(it);
   g_count.store(map().size(), std::memory_order_release);
   return true;

@@ -33,6 +33,10 @@ describe('platform: several processes', function () {
           const e = await p.pdhCertExport();
           if (e.pdh.length !== 2084 || e.chain.length !== 6252) throw new Error('bad sizes');
           if (e.pdh.readUInt32LE(8) !== 0x1003 || e.pek.readUInt32LE(8) !== 0x1002) throw new Error('bad usage');
+          // A torn state (a PDH from one rotation, a PEK from another) fails these signatures.
+          const report = lib.verifyChain({ pdh: e.pdh, pek: e.pek, oca: e.oca, cek: e.cek });
+          const bad = report.links.filter((l) => ['PEK→PDH', 'OCA→PEK', 'CEK→PEK', 'OCA→OCA'].includes(l.signer + '→' + l.subject) && !l.ok);
+          if (bad.length) throw new Error('inconsistent chain: ' + JSON.stringify(bad));
           seen.push((await p.getId()).toString('hex'));
         }
         p.close();
