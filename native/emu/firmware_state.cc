@@ -34,7 +34,10 @@ void mkdir_p(const std::string& path) {
 
 // Secrets and runtime state are private; the certificates and config may be read by others
 // (the directory itself is 0700 anyway).
-mode_t file_mode(const std::string& name) {
+mode_t file_mode(const std::string& staged) {
+  // A staged "NAME.new" gets NAME's mode, which the rename then keeps.
+  bool is_new = staged.size() > 4 && staged.compare(staged.size() - 4, 4, ".new") == 0;
+  std::string name = is_new ? staged.substr(0, staged.size() - 4) : staged;
   bool pub = name.size() > 5 && (name.compare(name.size() - 5, 5, ".cert") == 0);
   return pub || name == "config" ? 0644 : 0600;
 }
@@ -78,6 +81,35 @@ NvSession::NvSession() : dir_(state_dir()) {
       fail("flock " + lock, e);
     }
   }
+  recover();
+}
+
+namespace {
+constexpr const char* kJournal = "commit.journal";
+}  // namespace
+
+// A command changes several files (PEK_GEN: PEK, OCA, PDH and their certificates). commit()
+// stages each as NAME.new, then writes a journal naming them (one atomic rename), then moves
+// them into place and deletes the journal. A process killed after the journal exists leaves a
+// commit that the next session completes here; killed before, it leaves only unused .new files.
+void NvSession::recover() {
+  std::string journal = dir_ + "/" + kJournal;
+  if (!load(kJournal)) return;
+  std::string text(files_[kJournal].begin(), files_[kJournal].end());
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.size() < 5) continue;
+    std::string path = dir_ + "/" + line.substr(4);
+    if (line.compare(0, 4, "put ") == 0) rename((path + ".new").c_str(), path.c_str());  // ENOENT: done
+    if (line.compare(0, 4, "del ") == 0) unlink(path.c_str());
+  }
+  unlink(journal.c_str());
+  files_.clear();
+  absent_.clear();
 }
 
 NvSession::~NvSession() {
@@ -228,10 +260,30 @@ void NvSession::commit() {
     state_dirty_ = false;
   }
   // "config" goes last: a directory with a config is a provisioned one.
+  std::vector<std::string> puts;
   for (const auto& name : dirty_)
-    if (name != "config") write_atomic(name, files_[name]);
-  if (dirty_.count("config")) write_atomic("config", files_["config"]);
-  for (const auto& name : erased_) unlink((dir_ + "/" + name).c_str());
+    if (name != "config") puts.push_back(name);
+  if (dirty_.count("config")) puts.push_back("config");
+  if (puts.size() + erased_.size() <= 1) {  // one file: a plain atomic rename suffices
+    for (const auto& name : puts) write_atomic(name, files_[name]);
+    for (const auto& name : erased_) unlink((dir_ + "/" + name).c_str());
+  } else {
+    std::string journal;
+    for (const auto& name : puts) {
+      write_atomic(name + ".new", files_[name]);
+      journal += "put " + name + "\n";
+    }
+    for (const auto& name : erased_) journal += "del " + name + "\n";
+    write_atomic(kJournal, Bytes(journal.begin(), journal.end()));  // the commit point
+    files_.erase(kJournal);
+    absent_.erase(kJournal);
+    for (const auto& name : puts) {
+      std::string path = dir_ + "/" + name;
+      if (rename((path + ".new").c_str(), path.c_str()) != 0) fail("rename " + path, errno);
+    }
+    for (const auto& name : erased_) unlink((dir_ + "/" + name).c_str());
+    unlink((dir_ + "/" + kJournal).c_str());
+  }
   dirty_.clear();
   erased_.clear();
 }

@@ -76,6 +76,8 @@ class NvSession {
  private:
   bool load(const std::string& name);
   void write_atomic(const std::string& name, const Bytes& data);
+  // Replays an interrupted commit (see commit()): every file it staged is put in place.
+  void recover();
 
   std::string dir_;
   int lock_fd_ = -1;

@@ -1,10 +1,13 @@
 // Several processes at once on one platform, and fault injection — both through child processes
 // that inherit (or get their own) emulator.
 import * as assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 
 import { SevPlatform } from '../../lib/platform';
-import { destructiveAllowed, emulated, nodeScript, requireSevDevice, skipBecause, underFreshEmulator } from '../helpers/env';
+import { destructiveAllowed, emulated, nodeScript, requireSevDevice, SEV_EMU_BIN, skipBecause, underFreshEmulator } from '../helpers/env';
 
 function runAsync(argv: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -136,4 +139,54 @@ describe('emulator: generations', function () {
       assert.equal(typeof out.snp === 'number', snp, `snp: ${out.snp}`);
     });
   }
+});
+
+describe('emulator: NV state survives a process killed mid-commit', function () {
+  before(function () {
+    if (!emulated) skipBecause(this, 'the NV state directory is the emulator\'s');
+  });
+
+  /** Runs a node script against the emulator state in `dir`. */
+  function inState(dir: string, code: string): string {
+    const env = { ...process.env };
+    delete env.LD_PRELOAD;
+    delete env.SEV_EMU_STATE;
+    const r = spawnSync(process.execPath, [SEV_EMU_BIN, 'run', '--state', dir, '--', ...nodeScript(code)], { encoding: 'utf8', env });
+    assert.equal(r.status, 0, r.stderr);
+    return r.stdout;
+  }
+  const exportChain = `const p = lib.SevPlatform.open(); const e = p.pdhCertExportSync();
+    const r = lib.verifyChain({ pdh: e.pdh, pek: e.pek, oca: e.oca, cek: e.cek });
+    console.log(JSON.stringify({ pek: e.pek.toString('hex'), pdh: e.pdh.toString('hex'),
+      ok: r.links.filter((l) => l.subject !== 'CEK' && l.signer !== 'ARK' && l.subject !== 'ASK').every((l) => l.ok) }));`;
+
+  it('a journaled commit is completed by the next command; unjournaled staging is ignored', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-nv-'));
+    try {
+      const a = path.join(root, 'a');
+      const b = path.join(root, 'b');
+      const before = JSON.parse(inState(a, exportChain));
+      fs.cpSync(a, b, { recursive: true });
+      inState(b, 'lib.SevPlatform.open().pekGenSync();'); // b: what a's PEK_GEN would have written
+      const changed = fs.readdirSync(b).filter((f) => f !== 'lock' && !fs.readFileSync(path.join(a, f)).equals(fs.readFileSync(path.join(b, f))));
+      assert.ok(changed.includes('pek.pem') && changed.includes('pdh.cert'), changed.join(','));
+
+      // Killed before the commit point: staged files but no journal → nothing changes.
+      for (const f of changed) fs.copyFileSync(path.join(b, f), path.join(a, `${f}.new`));
+      assert.equal(JSON.parse(inState(a, exportChain)).pek, before.pek);
+
+      // Killed after the commit point: the journal names the staged files → the next command
+      // completes the commit, and the chain is consistent.
+      for (const f of changed) fs.copyFileSync(path.join(b, f), path.join(a, `${f}.new`));
+      fs.writeFileSync(path.join(a, 'commit.journal'), changed.map((f) => `put ${f}\n`).join(''));
+      const after = JSON.parse(inState(a, exportChain));
+      const expected = JSON.parse(inState(b, exportChain));
+      assert.equal(after.pek, expected.pek);
+      assert.equal(after.pdh, expected.pdh);
+      assert.equal(after.ok, true);
+      assert.ok(!fs.existsSync(path.join(a, 'commit.journal')), 'journal removed');
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
