@@ -6,6 +6,8 @@
 #include <cerrno>
 #include <algorithm>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "fault.h"
@@ -13,6 +15,7 @@
 #include "guest_registry.h"
 #include "kvm_emu.h"
 #include "kvm_vm.h"
+#include "real_libc.h"
 #include "uapi/kvm_sev.h"
 #include "uapi/psp_sev.h"
 #include "user_mem.h"
@@ -271,11 +274,34 @@ long SevCall::launch_measure() {
   return r;
 }
 
+// sev_launch_secret: "The secret must be copied into contiguous memory region": the pinned pages
+// must be physically consecutive (get_num_contig_pages), else EINVAL. Read from the page map;
+// without PFNs (no CAP_SYS_ADMIN) the pages are taken as scattered, as anonymous memory is.
+static bool physically_contiguous(uint64_t uaddr, uint64_t len) {
+  const uint64_t page = uint64_t(sysconf(_SC_PAGESIZE));
+  const uint64_t first = uaddr / page, last = (uaddr + len - 1) / page;
+  if (len == 0 || first == last) return true;
+  int fd = real::open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = true;
+  uint64_t prev = 0;
+  for (uint64_t p = first; p <= last && ok; p++) {
+    uint64_t entry = 0;
+    if (pread(fd, &entry, sizeof entry, off_t(p * sizeof entry)) != ssize_t(sizeof entry)) ok = false;
+    uint64_t pfn = entry & ((uint64_t{1} << 55) - 1);
+    if (!(entry >> 63) || pfn == 0 || (p != first && pfn != prev + 1)) ok = false;
+    prev = pfn;
+  }
+  real::close(fd);
+  return ok;
+}
+
 long SevCall::launch_secret() {
   if (!sev_guest()) return -ENOTTY;
   kvm_sev_launch_secret params;
   if (!copy_params(params)) return -EFAULT;
   return pinned(params.guest_uaddr, params.guest_len, true, [&]() -> long {
+    if (!physically_contiguous(params.guest_uaddr, params.guest_len)) return -EINVAL;
     Bytes trans, hdr;
     long r;
     if ((r = copy_blob(params.trans_uaddr, params.trans_len, trans))) return r;

@@ -342,6 +342,12 @@ static void launch(int kvm, int es, int legacy_init) {
   struct kvm_sev_launch_secret sec = {.hdr_uaddr = (uint64_t)(uintptr_t)hdr, .hdr_len = 52,
                                       .guest_uaddr = (uint64_t)(uintptr_t)(v.mem + SECRET_GPA), .guest_len = 16,
                                       .trans_uaddr = (uint64_t)(uintptr_t)ct, .trans_len = 16};
+  /* A target spanning two pages that are not physically consecutive (anonymous memory). */
+  struct kvm_sev_launch_secret split = sec;
+  split.guest_uaddr = (uint64_t)(uintptr_t)(v.mem + 0x4000 - 16);
+  split.guest_len = 32;
+  r = sev_op(v.fd, KVM_SEV_LAUNCH_SECRET, &split, &err, &fw);
+  CHECK(r < 0 && err == EINVAL, "%s: LAUNCH_SECRET across non-contiguous pages -> EINVAL (errno %d)", name, err);
   hdr[30] ^= 1;
   r = sev_op(v.fd, KVM_SEV_LAUNCH_SECRET, &sec, &err, &fw);
   CHECK(r < 0 && err == EIO && fw == SEV_RET_BAD_MEASUREMENT, "%s: LAUNCH_SECRET with a bad MAC -> BAD_MEASUREMENT", name);

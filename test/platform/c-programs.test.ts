@@ -39,6 +39,18 @@ describe('emulator: C conformance programs', function () {
     }
   });
 
+  it('kvm_sev_client: a C VMM launches SEV and SEV-ES guests through KVM, runs them, fuzzes the ioctls', function () {
+    if (!fs.existsSync('/dev/kvm')) {
+      if (deviceRequired) throw new Error('/dev/kvm is needed for the C VMM client');
+      this.skip();
+    }
+    const bin = compile(dir, 'kvm_sev_client', ['-lcrypto']);
+    const r = underFreshEmulator([], [bin, 'all']);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.ok(!/^not ok/m.test(r.stdout), r.stdout);
+    assert.ok((r.stdout.match(/^ok /gm) ?? []).length > 50, r.stdout);
+  });
+
   it('sev_stress: threads × processes with fuzzed commands, no crash, state intact', () => {
     const bin = compile(dir, 'sev_stress', ['-pthread']);
     const r = underFreshEmulator([], [bin, '4', '150', '3']);
