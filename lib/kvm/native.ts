@@ -121,21 +121,6 @@ export interface NativeVm {
   close(): void;
 }
 
-export interface NativeSegment {
-  base: bigint;
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-  unusable: number;
-}
-
 export interface NativeRunOutcome extends NativeOutcome {
   exitReason: number;
   direction?: number;
