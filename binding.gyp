@@ -17,8 +17,11 @@
       "target_name": "sevemu",
       "type": "shared_library",
       "product_name": "sevemu",
-      "sources": ["<!@(sh -c \"ls -1 native/emu/*.cc 2>/dev/null || true\")"],
-      "include_dirs": ["native"],
+      # The software KVM (native/emu/softkvm) is built when Unicorn's headers are present
+      # (scripts/install-unicorn.sh); libunicorn itself is loaded only when it is used.
+      "sources": ["<!@(sh scripts/emu-sources.sh sources)"],
+      "defines": ["<!@(sh scripts/emu-sources.sh defines)"],
+      "include_dirs": ["native", "native/emu"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden", "-fPIC"],

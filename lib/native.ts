@@ -68,6 +68,8 @@ export interface NativeAddon {
   cpuid(leaf: number, subleaf?: number): [number, number, number, number];
   /** The emulated generation when running under `sev-emu run`, else null. */
   emulator(): string | null;
+  /** Which KVM the emulator answered /dev/kvm with in this process ('host' or 'soft'), else null. */
+  kvmBackend(): 'host' | 'soft' | null;
   // KVM objects are typed in lib/kvm.
   [name: string]: unknown;
 }

@@ -133,27 +133,43 @@ export async function probe(level: ProbeLevel = 'sev', host: ProbeHost = realHos
   info('min-asid', 'Minimum ASID for SEV-enabled, SEV-ES-disabled guests', String(edx >>> 0));
   info('page-flush', 'Page flush MSR', (eax & CPUID_PAGE_FLUSH_MSR) !== 0 ? 'enabled' : 'disabled');
 
-  // /proc/cpuinfo and the kernel's memory-encryption state describe the real CPU: under the
-  // emulator they cannot reflect the emulated platform, so they are skipped, not failed.
+  // /proc/cpuinfo lists the flags the kernel enabled. Under the emulator it is the emulated
+  // EPYC's (native/emu answers the file), so the same checks apply there.
   const cpuinfo = host.readText('/proc/cpuinfo');
   const flags = new Set((cpuinfo?.match(/^flags\s*:(.*)$/m)?.[1] ?? '').trim().split(/\s+/));
   for (const [flag, lvl] of [['sme', 'sev'], ['sev', 'sev'], ['sev_es', 'es'], ['sev_snp', 'snp']] as const) {
     add({
       id: `cpuinfo-${flag}`, name: `/proc/cpuinfo flag ${flag}`, level: lvl,
-      state: emulated ? 'SKIP' : cpuinfo === null ? 'SKIP' : bool(flags.has(flag)),
-      detail: emulated ? 'emulated platform: /proc/cpuinfo describes the real CPU' : cpuinfo === null ? '/proc/cpuinfo unreadable' : undefined,
+      state: cpuinfo === null ? 'SKIP' : bool(flags.has(flag)),
+      detail: cpuinfo === null ? '/proc/cpuinfo unreadable' : emulated ? `emulated ${emulated} /proc/cpuinfo` : undefined,
       fix: `the kernel did not enable ${flag}: check the BIOS settings and the kernel version/config (CONFIG_AMD_MEM_ENCRYPT)`,
     });
   }
-  const cmdline = host.readText('/proc/cmdline') ?? '';
-  const memEncrypt = cmdline.match(/(?:^|\s)mem_encrypt=(\S+)/)?.[1];
-  const smeActive = memEncrypt === 'on' || flags.has('sme') && memEncrypt === undefined;
-  add({
-    id: 'sme-active', name: 'Memory encryption active in the kernel', level: 'sev',
-    state: emulated ? 'SKIP' : bool(smeActive || flags.has('sev')),
-    detail: emulated ? 'emulated platform' : memEncrypt ? `mem_encrypt=${memEncrypt}` : 'mem_encrypt not on the kernel command line',
-    fix: 'add mem_encrypt=on to the kernel command line (or build with CONFIG_AMD_MEM_ENCRYPT_ACTIVE_BY_DEFAULT=y)',
-  });
+  const memFix = 'add mem_encrypt=on to the kernel command line (or build with CONFIG_AMD_MEM_ENCRYPT_ACTIVE_BY_DEFAULT=y)';
+  if (emulated) {
+    // The emulated host is an SEV host booted with memory encryption active. Its kernel state
+    // shows in its /proc/cpuinfo: Linux lists `sme` only while SME is active (amd.c clears the
+    // flag when sme_me_mask is 0). /proc/cmdline is the real kernel's and says nothing about the
+    // emulated one, so it is not read here (and the emulator does not fake it for every program).
+    const sme = flags.has('sme');
+    add({
+      id: 'sme-active', name: 'Memory encryption active in the kernel', level: 'sev',
+      state: cpuinfo === null ? 'SKIP' : bool(sme),
+      detail: cpuinfo === null ? '/proc/cpuinfo unreadable'
+        : sme ? 'emulated platform: memory encryption active (sme in /proc/cpuinfo)' : 'emulated platform: no sme in /proc/cpuinfo',
+      fix: memFix,
+    });
+  } else {
+    const cmdline = host.readText('/proc/cmdline') ?? '';
+    const memEncrypt = cmdline.match(/(?:^|\s)mem_encrypt=(\S+)/)?.[1];
+    const smeActive = memEncrypt === 'on' || flags.has('sme') && memEncrypt === undefined;
+    add({
+      id: 'sme-active', name: 'Memory encryption active in the kernel', level: 'sev',
+      state: bool(smeActive || flags.has('sev')),
+      detail: memEncrypt ? `mem_encrypt=${memEncrypt}` : 'mem_encrypt not on the kernel command line',
+      fix: memFix,
+    });
+  }
 
   for (const [param, lvl, label] of [['sev', 'sev', 'SEV'], ['sev_es', 'es', 'SEV-ES'], ['sev_snp', 'snp', 'SEV-SNP']] as const) {
     const val = paramEnabled(host.readText(`/sys/module/kvm_amd/parameters/${param}`));

@@ -40,11 +40,19 @@ Napi::Value Emulator(const Napi::CallbackInfo& info) {
   return name ? Napi::String::New(info.Env(), name) : info.Env().Null();
 }
 
+// kvmBackend() → 'host' | 'soft' when the emulator answered /dev/kvm in this process, else null.
+Napi::Value KvmBackend(const Napi::CallbackInfo& info) {
+  auto fn = reinterpret_cast<EmuGenerationFn>(dlsym(RTLD_DEFAULT, "sevemu_kvm_backend"));
+  const char* name = fn ? fn() : nullptr;
+  return name ? Napi::String::New(info.Env(), name) : info.Env().Null();
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuid", Napi::Function::New(env, Cpuid, "cpuid"));
   exports.Set("emulator", Napi::Function::New(env, Emulator, "emulator"));
+  exports.Set("kvmBackend", Napi::Function::New(env, KvmBackend, "kvmBackend"));
 }
 
 }  // namespace addon

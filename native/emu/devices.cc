@@ -10,6 +10,7 @@
 
 #include "fd_table.h"
 #include "host_facts.h"
+#include "kvm_backend.h"
 #include "kvm_emu.h"
 #include "real_libc.h"
 #include "sev_device.h"
@@ -70,11 +71,15 @@ bool open_emulated(const char* path, int flags, int* result) {
     *result = open_sev_device(flags);
     return true;
   }
-  if (strcmp(path, "/dev/kvm") == 0) {  // the real device, with the SEV parts emulated
-    *result = open_kvm_device(path, flags, 0);
+  if (strcmp(path, "/dev/kvm") == 0) {  // the real device with the SEV parts emulated, or the software KVM
+    *result = open_kvm(path, flags, 0);
     return true;
   }
   if (const char* text = kvm_param_contents(path)) {
+    *result = open_text_file(text, flags);
+    return true;
+  }
+  if (const char* text = cpuinfo_contents(path)) {  // the emulated EPYC's /proc/cpuinfo
     *result = open_text_file(text, flags);
     return true;
   }
@@ -89,6 +94,10 @@ bool access_emulated(const char* path, int mode, int* result) {
       errno = EACCES;
       *result = -1;
     }
+    return true;
+  }
+  if (strcmp(path, "/dev/kvm") == 0) {
+    access_kvm(path, mode, result);
     return true;
   }
   if (kvm_param_contents(path)) {

@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <cstring>
+#include <map>
 
 #include "crypto.h"
 #include "guest_registry.h"
@@ -20,6 +21,13 @@ std::mutex& cmd_mutex() {
 }
 
 namespace {
+
+// Guests launched in this process, by handle: LAUNCH_START with a non-zero HANDLE shares that
+// guest's memory key (a guest of another process gets a key of its own). Under cmd_mutex().
+std::map<uint32_t, std::weak_ptr<Guest>>& live_guests() {
+  static auto* m = new std::map<uint32_t, std::weak_ptr<Guest>>;
+  return *m;
+}
 
 bool api_at_least(const PlatformConfig& c, uint8_t major, uint8_t minor) {
   return c.api_major > major || (c.api_major == major && c.api_minor >= minor);
@@ -66,8 +74,16 @@ int launch_start(NvSession& nv, const StartArgs& a, std::shared_ptr<Guest>& out)
   g->api_major = cfg.api_major;
   g->api_minor = cfg.api_minor;
   g->build = cfg.build;
+  if (a.handle != 0) {
+    auto it = live_guests().find(a.handle);
+    if (it != live_guests().end())
+      if (auto other = it->second.lock()) g->vek = other->vek;
+  }
+  if (!g->vek) g->vek = MemoryKey::generate();
+  g->memory_encrypted = a.encrypt_memory;
   g->handle = registry::add_guest(nv, a.policy);
   g->state = kLupdate;
+  live_guests()[g->handle] = g;
   out = std::move(g);
   return SEV_RET_SUCCESS;
 }
@@ -86,6 +102,7 @@ int activate(NvSession& nv, Guest& g, uint32_t asid, bool es_asid) {
 void decommission(NvSession& nv, Guest& g) {
   if (!g.handle) return;
   registry::remove_guest(nv, g.handle);
+  live_guests().erase(g.handle);
   OPENSSL_cleanse(&g.keys, sizeof g.keys);
   g.handle = 0;
   g.asid = 0;
@@ -93,12 +110,14 @@ void decommission(NvSession& nv, Guest& g) {
 }
 
 // LAUNCH_UPDATE_DATA: LUPDATE only; PADDR 16-byte aligned, LEN a multiple of 16. The data
-// goes into the launch digest (hashed where it lies: no copy).
+// goes into the launch digest (hashed where it lies: no copy), then is encrypted in place.
 int launch_update_data(Guest& g, uint64_t addr, uint32_t len) {
   if (g.state != kLupdate) return SEV_RET_INVALID_GUEST_STATE;
   if (addr % 16) return SEV_RET_INVALID_ADDRESS;
   if (len % 16) return SEV_RET_INVALID_LEN;
-  g.digest.update(reinterpret_cast<const void*>(addr), len);
+  auto* p = reinterpret_cast<uint8_t*>(addr);  // pinned and writable (sev_pin_memory)
+  g.digest.update(p, len);
+  if (g.memory_encrypted) g.vek->encrypt(addr, p, p, len);
   return SEV_RET_SUCCESS;
 }
 
@@ -145,6 +164,7 @@ int launch_secret(Guest& g, const Bytes& hdr, const Bytes& trans, uint64_t guest
   if (!launch::equal(want, mac, 32)) return SEV_RET_BAD_MEASUREMENT;
   Bytes plain(trans.size());
   launch::aes128_ctr(g.keys.tek, iv, trans.data(), trans.size(), plain.data());
+  if (g.memory_encrypted) g.vek->encrypt(guest_addr, plain.data(), plain.data(), plain.size());
   int rc = copy_to_user(guest_addr, plain.data(), plain.size());
   OPENSSL_cleanse(plain.data(), plain.size());
   // The page was pinned for writing: a failure here means it vanished meanwhile.
@@ -157,14 +177,32 @@ int launch_finish(Guest& g) {
   return SEV_RET_SUCCESS;
 }
 
-// DBG_DECRYPT / DBG_ENCRYPT: refused by policy NODBG. Memory is plaintext, so both copy.
+// DBG_DECRYPT / DBG_ENCRYPT: refused by policy NODBG. With memory encryption applied, decrypt
+// reads the guest's ciphertext and returns plaintext, encrypt stores ciphertext; both work on
+// the 16-byte blocks covering the range (a partial block is read, patched and written back), all
+// within the one page the kernel pinned. Without it, both copy.
 int dbg(Guest& g, bool encrypt, uint64_t src, uint64_t dst, uint32_t len, bool* fault) {
-  (void)encrypt;
   *fault = false;
   if (g.state == kUninit) return SEV_RET_INVALID_GUEST_STATE;
   if (g.policy & kPolicyNoDbg) return SEV_RET_POLICY_FAILURE;
   Bytes buf(len);
-  if (copy_from_user(buf.data(), src, len) || copy_to_user(dst, buf.data(), len)) *fault = true;
+  if (!g.memory_encrypted) {
+    if (copy_from_user(buf.data(), src, len) || copy_to_user(dst, buf.data(), len)) *fault = true;
+    return SEV_RET_SUCCESS;
+  }
+  const uint64_t guest = encrypt ? dst : src;  // the side that holds ciphertext
+  const uint64_t lo = guest & ~uint64_t(15), hi = (guest + len + 15) & ~uint64_t(15);
+  Bytes blocks(hi - lo);
+  if (copy_from_user(blocks.data(), lo, blocks.size())) return *fault = true, SEV_RET_SUCCESS;
+  g.vek->decrypt(lo, blocks.data(), blocks.data(), blocks.size());
+  if (encrypt) {
+    if (copy_from_user(blocks.data() + (guest - lo), src, len)) return *fault = true, SEV_RET_SUCCESS;
+    g.vek->encrypt(lo, blocks.data(), blocks.data(), blocks.size());
+    if (copy_to_user(lo, blocks.data(), blocks.size())) *fault = true;
+  } else if (copy_to_user(dst, blocks.data() + (guest - lo), len)) {
+    *fault = true;
+  }
+  OPENSSL_cleanse(blocks.data(), blocks.size());
   return SEV_RET_SUCCESS;
 }
 

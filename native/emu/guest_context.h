@@ -1,9 +1,11 @@
 // The SEV firmware's guest contexts (SEV API spec 55766, chapter 6 "Guest Management"):
 // handle, policy, guest state machine, transport keys, launch digest and measurement, and
 // the guest commands KVM issues on them. Each command returns a firmware status
-// (uapi::SEV_RET_*). Guest memory stays plaintext in the emulator, so the real (non-SEV)
-// KVM can run the guest: LAUNCH_UPDATE_DATA/VMSA measure without encrypting, LAUNCH_SECRET
-// writes the decrypted secret, DBG_DECRYPT/ENCRYPT copy.
+// (uapi::SEV_RET_*). Each guest has a memory key (VEK). Whether it is applied depends on the
+// machine: on the software KVM (memory_encrypted) guest memory is really encrypted —
+// LAUNCH_UPDATE_DATA encrypts in place, LAUNCH_SECRET writes ciphertext, DBG_* cross the
+// boundary; with the host's real (non-SEV) KVM memory stays plaintext so that KVM can run the
+// guest, and those commands measure, write and copy plaintext.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "common.h"
 #include "firmware_state.h"
 #include "launch_crypto.h"
+#include "memory_crypt.h"
 
 namespace sevemu::fw {
 
@@ -52,6 +55,8 @@ struct Guest {
   uint8_t ld[32] = {};    // the digest as LAUNCH_MEASURE closed it
   uint8_t measure[32] = {};
   uint8_t api_major = 0, api_minor = 0, build = 0;  // the firmware the guest launched on
+  std::shared_ptr<const MemoryKey> vek;  // the memory encryption key
+  bool memory_encrypted = false;         // the machine applies the VEK to guest memory
 };
 
 // The PSP runs one command at a time (the kernel's sev_cmd_mutex). Held by the caller
@@ -63,6 +68,7 @@ struct StartArgs {
   uint32_t policy;
   const Bytes* dh_cert;  // null when DH_CERT_PADDR is 0
   const Bytes* session;  // null when SESSION_PADDR is 0
+  bool encrypt_memory;   // the machine's memory controller applies the VEK (software KVM)
 };
 
 // LAUNCH_START: creates a guest in LUPDATE (PLATFORM_STATUS guest_count + 1).

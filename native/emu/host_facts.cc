@@ -6,8 +6,10 @@
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <unistd.h>
 
 #include "common.h"
+#include "cpu_model.h"
 #include "firmware.h"
 #include "generation.h"
 
@@ -50,13 +52,20 @@ const char* kvm_param_contents(const char* path) {
   return on ? "Y\n" : "N\n";
 }
 
+const char* cpuinfo_contents(const char* path) {
+  if (strcmp(path, "/proc/cpuinfo") != 0) return nullptr;
+  static const std::string text = [] {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return cpuinfo_text(*emulated_generation(), n > 0 ? unsigned(n) : 1);
+  }();
+  return text.c_str();
+}
+
 }  // namespace sevemu
 
 extern "C" int sevemu_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t out[4]) {
-  (void)subleaf;
-  if (leaf != 0x8000001F) return 0;
-  const sevemu::Generation* g = sevemu::emulated_generation();
-  for (int i = 0; i < 4; i++) out[i] = g->cpuid_8000001f[i];
+  // Beyond the highest leaf cpu_model_cpuid says false and leaves zeros: AMD's answer too.
+  sevemu::cpu_model_cpuid(*sevemu::emulated_generation(), leaf, subleaf, out);
   return 1;
 }
 

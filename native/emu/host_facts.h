@@ -1,5 +1,6 @@
-// Emulated host facts for `sev ok`-style probes: CPUID 0x8000001F and the kvm_amd module
-// parameters sev / sev_es / sev_snp, per the emulated generation.
+// Emulated host facts for `sev ok`-style probes, per the emulated generation: the CPU (CPUID,
+// /proc/cpuinfo: the generation's EPYC, cpu_model.cc) and the kvm_amd module parameters
+// sev / sev_es / sev_snp.
 #pragma once
 
 #include <cstdint>
@@ -10,10 +11,15 @@ namespace sevemu {
 // parameter files ("Y\n" or "N\n", as the kernel prints a bool param); else null.
 const char* kvm_param_contents(const char* path);
 
+// Contents of /proc/cpuinfo when `path` is "/proc/cpuinfo": the emulated EPYC's, one block per
+// online CPU of the real machine (built once per process); else null.
+const char* cpuinfo_contents(const char* path);
+
 }  // namespace sevemu
 
 extern "C" {
-// Returns 1 and the emulated registers (EAX, EBX, ECX, EDX) for leaf 0x8000001F, else 0.
+// The emulated CPU's CPUID (EAX, EBX, ECX, EDX) for any leaf and sub-leaf; always returns 1.
+// Out-of-range leaves read as zeros, as on AMD hardware (cpu_model.h).
 __attribute__((visibility("default"))) int sevemu_cpuid(uint32_t leaf, uint32_t subleaf,
                                                         uint32_t out[4]);
 // The emulated generation ("milan", ...).

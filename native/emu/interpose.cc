@@ -17,6 +17,11 @@
 #include "devices.h"
 #include "fd_table.h"
 #include "real_libc.h"
+#if SEVEMU_SOFTKVM
+#include <signal.h>
+
+#include "softkvm/signals.h"
+#endif
 
 #define EXPORT extern "C" __attribute__((visibility("default")))
 
@@ -176,3 +181,22 @@ EXPORT int faccessat(int dirfd, const char* path, int mode, int flags) noexcept 
   if (is_absolute(path) && access_emulated(path, mode, &r)) return r;
   return real::faccessat(dirfd, path, mode, flags);
 }
+
+#if SEVEMU_SOFTKVM
+// Signal handlers are wrapped so that a signal interrupts a software vCPU's KVM_RUN (EINTR), as
+// it interrupts the kernel's (softkvm/signals.h).
+EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+  return sevemu::softkvm::wrapped_sigaction(sig, act, old);
+}
+
+// signal(): BSD semantics (SA_RESTART), as glibc's.
+EXPORT sighandler_t signal(int sig, sighandler_t handler) noexcept {
+  struct sigaction act {}, old {};
+  act.sa_handler = handler;
+  sigemptyset(&act.sa_mask);
+  sigaddset(&act.sa_mask, sig);
+  act.sa_flags = SA_RESTART;
+  if (sevemu::softkvm::wrapped_sigaction(sig, &act, &old) < 0) return SIG_ERR;
+  return old.sa_handler;
+}
+#endif

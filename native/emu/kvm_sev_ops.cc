@@ -204,7 +204,7 @@ long SevCall::launch_start() {
   r = issue(int(cmd_.sev_fd), [&] {
     NvSession nv;
     fw::StartArgs a{params.handle, params.policy, params.dh_uaddr ? &dh : nullptr,
-                    params.session_uaddr ? &session : nullptr};
+                    params.session_uaddr ? &session : nullptr, vm_.encrypts_memory};
     int status = fw::launch_start(nv, a, guest);
     if (status == 0) {
       // sev_bind_asid (ACTIVATE); on failure the kernel decommissions the new handle.
@@ -222,6 +222,7 @@ long SevCall::launch_start() {
     if (activated) release_guest(*guest);  // sev_unbind_asid
     return -EFAULT;
   }
+  if (vm_.encrypts_memory) vm_.set_memory_key(guest->vek);
   vm_.guest = std::move(guest);
   vm_.sev_fd = int(cmd_.sev_fd);
   return 0;
@@ -244,8 +245,9 @@ long SevCall::launch_update_vmsa() {
   for (const auto& vcpu : vm_.vcpus) {
     if (vcpu->guest_debug.load()) return -EINVAL;  // "KVM_SET_GUEST_DEBUG ... not supported"
     uint8_t page[kVmsaSize];
-    int rc = build_vmsa(vcpu->fd, vm_.vmsa_features, with_fpu, page);
+    int rc = build_vmsa(vcpu->kernel_ioctl, vm_.vmsa_features, with_fpu, page);
     if (rc) return rc;
+    if (const char* dump = getenv("SEVEMU_DUMP_VMSA")) { FILE* f = fopen(dump, "wb"); if (f) { fwrite(page, 1, kVmsaSize, f); fclose(f); } }
     long r = issue_guest([&](fw::Guest& g) { return fw::launch_update_vmsa(g, page, kVmsaSize); });
     if (r) return r;
     vcpu->state_protected.store(true);

@@ -67,7 +67,7 @@ long create_vm(int fd, unsigned long type) {
   // The real VM is a default one; the emulated kernel remembers what was asked for.
   long vmfd = forward_ioctl(fd, KVM_CREATE_VM, uapi::KVM_X86_DEFAULT_VM);
   if (vmfd >= 0)
-    fd_table::insert(int(vmfd), std::make_shared<KvmVm>(std::make_shared<VmState>(uint32_t(type))));
+    fd_table::insert(int(vmfd), std::make_shared<KvmVm>(std::make_shared<VmState>(uint32_t(type), false)));
   return vmfd;
 }
 

@@ -11,6 +11,7 @@
 #include "guest_registry.h"
 #include "kvm_vm.h"
 #include "real_libc.h"
+#include "uapi/kvm_flex.h"
 #include "uapi/kvm_sev.h"
 #include "user_mem.h"
 
@@ -20,10 +21,22 @@ VcpuState::~VcpuState() {
   if (fd >= 0) real::close(fd);
 }
 
-VmState::VmState(uint32_t type)
-    : vm_type(type), need_init(type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM) {}
+VmState::VmState(uint32_t type, bool encrypts)
+    : vm_type(type),
+      need_init(type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM),
+      encrypts_memory(encrypts) {}
 
 bool VmState::has_protected_state() const { return vm_type == uapi::KVM_X86_SEV_ES_VM; }
+
+std::shared_ptr<const MemoryKey> VmState::memory_key() const {
+  std::lock_guard<std::mutex> l(key_lock_);
+  return key_;
+}
+
+void VmState::set_memory_key(std::shared_ptr<const MemoryKey> key) {
+  std::lock_guard<std::mutex> l(key_lock_);
+  key_ = std::move(key);
+}
 
 void release_asid(uint32_t asid) {
   try {
@@ -63,6 +76,11 @@ long KvmVm::create_vcpu(int fd, unsigned long arg) {
   auto v = std::make_shared<VcpuState>();
   v->fd = real::fcntl(int(vcpufd), F_DUPFD_CLOEXEC, 0);
   if (v->fd < 0) log_line("cannot keep a handle on vCPU fd %ld: %s", vcpufd, strerror(errno));
+  int own = v->fd;
+  v->kernel_ioctl = [own](unsigned long req, void* a) -> long {
+    int r = real::ioctl(own, req, a);
+    return r < 0 ? -errno : r;
+  };
   s_->vcpus.push_back(v);
   fd_table::insert(int(vcpufd), std::make_shared<KvmVcpu>(s_, v));
   return vcpufd;
@@ -110,7 +128,7 @@ bool protected_state_ioctl(unsigned long req, bool* copies_in) {
     case KVM_SET_SREGS2:
     case KVM_SET_FPU:
     case KVM_SET_DEBUGREGS:
-    case KVM_SET_XSAVE:
+    case uapi::KVMIO_SET_XSAVE:
     case KVM_SET_XCRS:
       *copies_in = true;
       return true;
@@ -119,8 +137,8 @@ bool protected_state_ioctl(unsigned long req, bool* copies_in) {
     case KVM_GET_SREGS2:
     case KVM_GET_FPU:
     case KVM_GET_DEBUGREGS:
-    case KVM_GET_XSAVE:
-    case KVM_GET_XSAVE2:
+    case uapi::KVMIO_GET_XSAVE:
+    case uapi::KVMIO_GET_XSAVE2:
     case KVM_GET_XCRS:
       *copies_in = false;
       return true;

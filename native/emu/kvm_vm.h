@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,11 +13,15 @@
 
 #include "fd_table.h"
 #include "guest_context.h"
+#include "memory_crypt.h"
 
 namespace sevemu {
 
 struct VcpuState {
-  int fd = -1;  // our own duplicate of the vCPU fd, so its registers stay readable
+  // A vCPU ioctl issued by the emulated kernel itself (LAUNCH_UPDATE_VMSA reads the registers
+  // with KVM_GET_*), on the real vCPU (host KVM) or the software one. Returns >= 0 or -errno.
+  std::function<long(unsigned long req, void* arg)> kernel_ioctl;
+  int fd = -1;  // host KVM: our own duplicate of the vCPU fd, so its registers stay readable
   std::atomic<bool> state_protected{false};  // vcpu->arch.guest_state_protected
   std::atomic<uint32_t> guest_debug{0};      // vcpu->guest_debug
   ~VcpuState();
@@ -24,7 +29,9 @@ struct VcpuState {
 
 // struct kvm_sev_info and the parts of struct kvm the SEV code looks at.
 struct VmState {
-  explicit VmState(uint32_t type);
+  // `encrypts_memory`: the machine (software KVM) applies each guest's memory key; with the
+  // host's real KVM guest memory stays plaintext.
+  VmState(uint32_t type, bool encrypts_memory);
   ~VmState();  // sev_vm_destroy: unpin regions, DEACTIVATE/DECOMMISSION, free the ASID
 
   std::mutex lock;  // kvm->lock: held for each KVM_MEMORY_ENCRYPT_* ioctl
@@ -51,6 +58,15 @@ struct VmState {
   std::map<uint32_t, Slot> slots;  // KVM_SET_USER_MEMORY_REGION, by slot id
 
   bool has_protected_state() const;  // kvm->arch.has_protected_state
+
+  const bool encrypts_memory;
+  // The guest's memory key once LAUNCH_START made one (read by the software CPU while running).
+  std::shared_ptr<const MemoryKey> memory_key() const;
+  void set_memory_key(std::shared_ptr<const MemoryKey> key);
+
+ private:
+  mutable std::mutex key_lock_;
+  std::shared_ptr<const MemoryKey> key_;
 };
 
 // sev_asid_free / sev_unbind_asid (DEACTIVATE + DECOMMISSION), each under the PSP lock.

@@ -56,17 +56,18 @@ void put_dtable(uint8_t* page, size_t off, const kvm_dtable& d) {
 
 // One MSR through KVM_GET_MSRS; 0 when KVM does not report it. (The C ioctl number and
 // header size: see uapi/kvm_flex.h for why <linux/kvm.h>'s are wrong in C++.)
-uint64_t get_msr(int fd, uint32_t index) {
+uint64_t get_msr(const VcpuIoctl& vcpu, uint32_t index) {
   alignas(8) uint8_t buf[sizeof(uapi::kvm_msrs_header) + sizeof(kvm_msr_entry)] = {};
   auto* hdr = reinterpret_cast<uapi::kvm_msrs_header*>(buf);
   auto* entry = reinterpret_cast<kvm_msr_entry*>(buf + sizeof(uapi::kvm_msrs_header));
   hdr->nmsrs = 1;
   entry->index = index;
-  return real::ioctl(fd, uapi::KVMIO_GET_MSRS, buf) == 1 ? entry->data : 0;
+  return vcpu(uapi::KVMIO_GET_MSRS, buf) == 1 ? entry->data : 0;
 }
 
-int ioctl_or_errno(int fd, unsigned long req, void* arg) {
-  return real::ioctl(fd, req, arg) < 0 ? -errno : 0;
+int ioctl_or_errno(const VcpuIoctl& vcpu, unsigned long req, void* arg) {
+  long r = vcpu(req, arg);
+  return r < 0 ? int(r) : 0;
 }
 
 // The standard-format XSAVE offset of state component `i` (CPUID 0xD sub-leaf i, EBX).
@@ -113,7 +114,7 @@ void put_fpu(uint8_t* page, const uint8_t* xs) {
 
 }  // namespace
 
-int build_vmsa(int fd, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaSize]) {
+int build_vmsa(const VcpuIoctl& fd, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaSize]) {
   kvm_regs regs{};
   kvm_sregs sregs{};
   kvm_debugregs dbg{};
@@ -171,7 +172,7 @@ int build_vmsa(int fd, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaS
   // "Sync some non-GPR registers": XCR0, PKRU, XSS, DR6, then sev_features.
   kvm_xcrs xcrs{};
   uint64_t xcr0 = 1;  // x87 only, the reset value
-  if (real::ioctl(fd, KVM_GET_XCRS, &xcrs) == 0)
+  if (fd(KVM_GET_XCRS, &xcrs) == 0)
     for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; i++)
       if (xcrs.xcrs[i].xcr == 0) xcr0 = xcrs.xcrs[i].value;
   put<uint64_t>(page, kXcr0, xcr0);
@@ -182,7 +183,7 @@ int build_vmsa(int fd, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaS
   // KVM_GET_XSAVE fills the legacy 4096-byte struct kvm_xsave (standard format).
   alignas(64) static thread_local uint8_t xs[kXsaveSize];
   memset(xs, 0, sizeof xs);
-  bool have_xsave = real::ioctl(fd, KVM_GET_XSAVE, xs) == 0;
+  bool have_xsave = fd(uapi::KVMIO_GET_XSAVE, xs) == 0;
   uint64_t xstate_bv = 0;
   memcpy(&xstate_bv, xs + 512, 8);
   uint32_t pkru_off = xsave_offset(9);

@@ -7,13 +7,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace sevemu {
 
 constexpr size_t kVmsaSize = 4096;
 
-// Fills `page` for the vCPU behind `vcpu_fd`. Returns 0, -EINVAL when DR7 has bits beyond
+// A vCPU ioctl (KVM_GET_REGS, ...) on the vCPU being measured: >= 0 or -errno.
+using VcpuIoctl = std::function<long(unsigned long req, void* arg)>;
+
+// Fills `page` for the vCPU read through `vcpu`. Returns 0, -EINVAL when DR7 has bits beyond
 // DR7_FIXED_1 (the kernel's pre-encryption check), or -errno of a failing KVM ioctl.
-int build_vmsa(int vcpu_fd, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaSize]);
+int build_vmsa(const VcpuIoctl& vcpu, uint64_t sev_features, bool with_fpu, uint8_t page[kVmsaSize]);
 
 }  // namespace sevemu

@@ -17,6 +17,15 @@ export function fixturesDir(): string {
 /** The emulated generation when this process runs under `sev-emu run`, else null. */
 export const emulated: string | null = native.emulator();
 
+/**
+ * Whether guest memory is really encrypted on this machine: on hardware, and on the emulator's
+ * software KVM; not on the emulator with the host's (non-SEV) KVM, which keeps it plaintext so the
+ * real KVM can run the guest. Known once /dev/kvm was opened.
+ */
+export function memoryEncrypted(): boolean {
+  return emulated === null || native.kvmBackend() === 'soft';
+}
+
 /** True when tests must not skip for a missing device: CI, or an explicit hardware run. */
 export const deviceRequired = Boolean(process.env.CI || process.env.SEV_TEST_HW || process.env.SEV_REQUIRE_DEVICE);
 

@@ -73,11 +73,39 @@ describe('probe (sev ok) logic', () => {
     assert.equal(r.checks.find((c) => c.id === 'kvm-sev-es')!.state, 'FAIL');
   });
 
-  it('under the emulator, real-CPU facts are skipped rather than failed', async () => {
-    const r = await probe('sev', { ...host({ flags: '', cmdline: '', emulated: 'milan' }), tryOpen: () => -2 });
+  it('under the emulator, /proc/cpuinfo (the emulated EPYC\'s) is checked like a real one', async () => {
+    const r = await probe('es', { ...host({ flags: 'sme sev sev_es', cmdline: '', emulated: 'milan' }), tryOpen: () => -2 });
     assert.equal(r.emulated, 'milan');
-    assert.equal(r.checks.find((c) => c.id === 'cpuinfo-sev')!.state, 'SKIP');
-    assert.equal(r.checks.find((c) => c.id === 'sme-active')!.state, 'SKIP');
+    for (const id of ['cpuinfo-sme', 'cpuinfo-sev', 'cpuinfo-sev_es']) {
+      const c = r.checks.find((x) => x.id === id)!;
+      assert.equal(c.state, 'PASS', id);
+      assert.match(c.detail!, /emulated milan/);
+    }
+    const missing = await probe('es', { ...host({ flags: 'sme sev', emulated: 'rome' }), tryOpen: () => -2 });
+    assert.equal(missing.checks.find((c) => c.id === 'cpuinfo-sev_es')!.state, 'FAIL');
+  });
+
+  it('under the emulator, memory encryption is active when the emulated /proc/cpuinfo lists sme, whatever the real cmdline says', async () => {
+    // The real kernel's command line (here: none, then mem_encrypt=off) does not describe the emulated host.
+    for (const cmdline of ['', 'ro mem_encrypt=off']) {
+      const r = await probe('sev', { ...host({ flags: 'sme sev', cmdline, emulated: 'genoa' }), tryOpen: () => -2 });
+      const c = r.checks.find((x) => x.id === 'sme-active')!;
+      assert.equal(c.state, 'PASS');
+      assert.match(c.detail!, /emulated platform: memory encryption active/);
+    }
+    const off = await probe('sev', { ...host({ flags: 'sev', cmdline: 'mem_encrypt=on', emulated: 'genoa' }), tryOpen: () => -2 });
+    assert.equal(off.checks.find((x) => x.id === 'sme-active')!.state, 'FAIL');
+    const unreadable = await probe('sev', { ...host({ emulated: 'genoa' }), readText: () => null, tryOpen: () => -2 });
+    assert.equal(unreadable.checks.find((x) => x.id === 'sme-active')!.state, 'SKIP');
+    assert.equal(unreadable.checks.find((x) => x.id === 'cpuinfo-sev')!.state, 'SKIP');
+  });
+
+  it('on a real host, memory encryption follows mem_encrypt= on the command line', async () => {
+    const on = await probe('sev', { ...host({ flags: 'sme sev', cmdline: 'ro mem_encrypt=on' }), tryOpen: () => -2 });
+    assert.equal(on.checks.find((x) => x.id === 'sme-active')!.detail, 'mem_encrypt=on');
+    assert.equal(on.checks.find((x) => x.id === 'sme-active')!.state, 'PASS');
+    const none = await probe('sev', { ...host({ flags: 'fpu', cmdline: 'ro' }), tryOpen: () => -2 });
+    assert.equal(none.checks.find((x) => x.id === 'sme-active')!.state, 'FAIL');
   });
 
   it('the real host reports open failures as negative errnos', () => {
