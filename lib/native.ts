@@ -70,6 +70,8 @@ export interface NativeAddon {
   emulator(): string | null;
   /** Which KVM the emulator answered /dev/kvm with in this process ('host' or 'soft'), else null. */
   kvmBackend(): 'host' | 'soft' | null;
+  /** Under the emulator: null when its software KVM can run here, else why not. */
+  softkvmUnavailable(): string | null;
   // KVM objects are typed in lib/kvm.
   [name: string]: unknown;
 }

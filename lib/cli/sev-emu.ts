@@ -1,7 +1,7 @@
 // `sev-emu`: run programs against the SEV firmware emulator (native/emu). The emulator library is
 // preloaded into the program and answers /dev/sev (and KVM's SEV commands) through the kernel's
 // own ABI, so unmodified programs — node, C clients, QEMU — work unchanged.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,6 +29,7 @@ export function defaultStateDir(): string {
 }
 
 const GENERATIONS = ['naples', 'rome', 'milan', 'genoa', 'turin'];
+const KVM_MODES = ['auto', 'host', 'soft'];
 
 const HELP = `sev-emu — run programs against the SEV firmware emulator
 
@@ -37,6 +38,8 @@ Usage:
   sev-emu ca [--state DIR] <file>     write the emulator's ASK‖ARK (what AMD's KDS serves as
                                       ask_ark_<gen>.cert) so a verifier can be told to trust it
   sev-emu lib                         print the path of the emulator library (for LD_PRELOAD)
+  sev-emu info [--json]               what this machine offers: the host's /dev/kvm, the software
+                                      KVM (Unicorn), and which one --kvm auto picks
 
 Options for run:
   --state DIR         persistent firmware state (keys, owner, chip id); default
@@ -46,6 +49,12 @@ Options for run:
   --fw MAJOR.MINOR.BUILD   firmware version (applies when the state is created)
   --sockets N         1 or 2 (GET_ID length; applies when the state is created)
   --uninit            the platform boots UNINIT instead of INIT (applies when the state is created)
+  --kvm MODE          who answers /dev/kvm (also SEV_EMU_KVM):
+                        auto  the host's /dev/kvm when it opens, else the software KVM (default)
+                        host  the host's /dev/kvm; SEV emulated on top, guest memory plaintext
+                        soft  the software KVM (Unicorn >= 2.1): guests run anywhere, with
+                              encrypted memory and SEV-ES protected state
+                      --trace logs which one answered; 'sev-emu info' says which auto picks
   --fault RULES       fault injection, e.g. PEK_GEN@2=INVALID_PLATFORM_STATE,GET_ID2@1=errno:ENOMEM
   --trace             log every emulated command to stderr
 
@@ -68,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
         sockets: { type: 'string' },
         fault: { type: 'string' },
         trace: { type: 'boolean' },
+        kvm: { type: 'string' },
+        json: { type: 'boolean' },
         uninit: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -91,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (values.fw && !/^\d+\.\d+\.\d+$/.test(values.fw)) return fail('--fw must look like 1.55.21');
   if (values.sockets && !['1', '2'].includes(values.sockets)) return fail('--sockets must be 1 or 2');
+  if (values.kvm && !KVM_MODES.includes(values.kvm)) return fail(`--kvm must be one of ${KVM_MODES.join(', ')}`);
 
   let library: string;
   try {
@@ -101,6 +113,12 @@ export async function main(argv: string[]): Promise<number> {
   if (verb === 'lib') {
     process.stdout.write(library + '\n');
     return 0;
+  }
+  if (verb === 'info') return info(library, Boolean(values.json));
+  const kvmMode = values.kvm ?? process.env.SEV_EMU_KVM ?? 'auto';
+  if (verb === 'run' && kvmMode === 'soft') {
+    const why = softKvmUnavailable(library);
+    if (why) return fail(why);
   }
 
   const tempState = values['temp-state'] ? fs.mkdtempSync(path.join(os.tmpdir(), 'sev-emu-')) : undefined;
@@ -116,6 +134,7 @@ export async function main(argv: string[]): Promise<number> {
   if (values.sockets) env.SEV_EMU_SOCKETS = values.sockets;
   if (values.fault) env.SEV_EMU_FAULT = values.fault;
   if (values.trace) env.SEV_EMU_TRACE = '1';
+  env.SEV_EMU_KVM = kvmMode;
   if (values.uninit) env.SEV_EMU_PLATFORM_STATE = 'uninit';
 
   try {
@@ -134,6 +153,47 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     if (tempState) fs.rmSync(tempState, { recursive: true, force: true });
   }
+}
+
+/** Why the software KVM cannot run here (one line, with what to install), or null. */
+function softKvmUnavailable(library: string): string | null {
+  const lib = path.join(ROOT, 'dist', 'lib', 'native.js');
+  const r = spawnSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(lib)}).native.softkvmUnavailable() ?? '')`], {
+    encoding: 'utf8',
+    env: { ...process.env, LD_PRELOAD: library, SEV_EMU_STATE: os.tmpdir() },
+  });
+  if (r.status !== 0) return `cannot check the software KVM: ${r.stderr.trim().split('\n')[0]}`;
+  return r.stdout.trim() || null;
+}
+
+function hostKvmUsable(): string | null {
+  try {
+    fs.closeSync(fs.openSync('/dev/kvm', 'r+'));
+    return null;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code ?? 'error';
+  }
+}
+
+function info(library: string, json: boolean): number {
+  const host = hostKvmUsable();
+  const soft = softKvmUnavailable(library);
+  const auto = host === null ? 'host' : soft === null ? 'soft' : 'none';
+  const report = {
+    library,
+    hostKvm: host === null ? 'usable' : `not usable (${host})`,
+    softKvm: soft === null ? 'available' : soft,
+    kvmAuto: auto,
+  };
+  if (json) {
+    process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  } else {
+    process.stdout.write(`emulator library   ${report.library}\n` +
+      `host /dev/kvm      ${report.hostKvm}\n` +
+      `software KVM       ${report.softKvm}\n` +
+      `--kvm auto uses    ${auto === 'none' ? 'nothing: neither is available' : auto}\n`);
+  }
+  return auto === 'none' ? 1 : 0;
 }
 
 function runChild(command: string[], env: NodeJS.ProcessEnv): Promise<number> {

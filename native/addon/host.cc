@@ -47,12 +47,21 @@ Napi::Value KvmBackend(const Napi::CallbackInfo& info) {
   return name ? Napi::String::New(info.Env(), name) : info.Env().Null();
 }
 
+// softkvmUnavailable() → null when the emulator's software KVM can run here, else why not (one
+// line, with what to install); null too outside the emulator.
+Napi::Value SoftkvmUnavailable(const Napi::CallbackInfo& info) {
+  auto fn = reinterpret_cast<EmuGenerationFn>(dlsym(RTLD_DEFAULT, "sevemu_softkvm_unavailable"));
+  const char* why = fn ? fn() : nullptr;
+  return why ? Napi::String::New(info.Env(), why) : info.Env().Null();
+}
+
 }  // namespace
 
 void RegisterHost(Napi::Env env, Napi::Object exports) {
   exports.Set("cpuid", Napi::Function::New(env, Cpuid, "cpuid"));
   exports.Set("emulator", Napi::Function::New(env, Emulator, "emulator"));
   exports.Set("kvmBackend", Napi::Function::New(env, KvmBackend, "kvmBackend"));
+  exports.Set("softkvmUnavailable", Napi::Function::New(env, SoftkvmUnavailable, "softkvmUnavailable"));
 }
 
 }  // namespace addon

@@ -244,10 +244,10 @@ long SevCall::launch_update_vmsa() {
   bool with_fpu = vm_.vm_type != KVM_X86_DEFAULT_VM;
   for (const auto& vcpu : vm_.vcpus) {
     if (vcpu->guest_debug.load()) return -EINVAL;  // "KVM_SET_GUEST_DEBUG ... not supported"
+    if (vcpu->state_protected.load()) return -EINVAL;  // sev_es_sync_vmsa: the VMSA is already encrypted
     uint8_t page[kVmsaSize];
     int rc = build_vmsa(vcpu->kernel_ioctl, vm_.vmsa_features, with_fpu, page);
     if (rc) return rc;
-    if (const char* dump = getenv("SEVEMU_DUMP_VMSA")) { FILE* f = fopen(dump, "wb"); if (f) { fwrite(page, 1, kVmsaSize, f); fclose(f); } }
     long r = issue_guest([&](fw::Guest& g) { return fw::launch_update_vmsa(g, page, kVmsaSize); });
     if (r) return r;
     vcpu->state_protected.store(true);

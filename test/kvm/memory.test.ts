@@ -19,7 +19,8 @@ import {
   realModeGuest,
   requireKvm,
   settleGc,
-  SPIN_THEN_OUT,
+  SPIN_FOREVER,
+  WAIT_FOR_FLAG,
 } from './guest';
 
 /** Runs the echo guest from 0x1000 and returns what it printed. */
@@ -120,7 +121,10 @@ describe('kvm: guest memory lifetime (/dev/kvm)', function () {
 
   it('a run in flight keeps the VM memory after the Vm is closed and the memory released', async () => {
     const before = kvmNativeStats().mappings;
-    const g = realModeGuest(SPIN_THEN_OUT);
+    // The guest spins until a flag at 0x10000 (a second memslot, kept) is set, then OUTs it.
+    const g = realModeGuest(WAIT_FOR_FLAG);
+    const flag = GuestMemory.create(0x1000);
+    g.vm.setUserMemoryRegion({ slot: 1, guestPhysAddr: 0x10000, memory: flag });
     const addr = g.memory.address;
     const p = g.vcpu.run();
     // Close at the native level (the TS close() would kick the guest out): the in-flight run must
@@ -131,9 +135,11 @@ describe('kvm: guest memory lifetime (/dev/kvm)', function () {
     g.memory.release();
     await settleGc();
     assert.ok(mapped(addr, g.memory.size), 'the running vCPU job holds the mapping');
+    flag.bytes()[0] = 0x10;
     const e = await p;
-    assert.ok(e.reason === 'IO' && e.port === 0x10, 'the guest ran to completion on its memory');
+    assert.ok(e.reason === 'IO' && e.port === 0x10 && e.data[0] === 0x10, 'the guest ran to completion on its memory');
     g.close();
+    flag.release();
     await settleGc();
     assert.equal(kvmNativeStats().mappings, before);
     assert.equal(mapped(addr, g.memory.size), false);
@@ -208,7 +214,7 @@ describe('kvm: guest memory lifetime (/dev/kvm)', function () {
   it('closing a VM while a run is in flight kicks it and defers the fd close until it returns', async () => {
     await settleGc();
     const fds = openFdCount();
-    const g = realModeGuest(SPIN_THEN_OUT);
+    const g = realModeGuest(SPIN_FOREVER);
     const p = g.vcpu.run();
     g.vm.close(); // closes the vCPU too
     g.memory.release();

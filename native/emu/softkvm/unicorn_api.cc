@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -25,7 +26,10 @@ bool resolve(void* lib, const char* name, Fn& out) {
 
 void load() {
   // RTLD_LOCAL: Unicorn's many symbols stay out of the host program's namespace.
-  void* lib = dlopen("libunicorn.so.2", RTLD_NOW | RTLD_LOCAL);
+  // SEV_EMU_UNICORN names another build (a path to its libunicorn.so.2).
+  const char* name = getenv("SEV_EMU_UNICORN");
+  if (!name || !*name) name = "libunicorn.so.2";
+  void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
   if (!lib) {
     g_reason = std::string("the software KVM needs libunicorn.so.2, which cannot be loaded (") + dlerror() +
                "): " + kInstallHint;

@@ -109,6 +109,13 @@ uint64_t SoftVcpu::reg(int id) {
 
 void SoftVcpu::set_reg(int id, uint64_t v) { uc_.reg_write(uc, id, &v); }
 
+// Unicorn's CR2 write also reloads CR3 with the value: CR2 goes through the saved state.
+void SoftVcpu::set_cr2(uint64_t v) {
+  ctx_->load();
+  ctx_->set_cr(2, v);
+  ctx_->store();
+}
+
 // The guest's paging state, read from the engine at each fill (the guest changes CR3 at will).
 PagingState SoftVcpu::paging_state() {
   PagingState ps;
@@ -142,7 +149,10 @@ void SoftVcpu::changed(uint64_t gpa) {
 // false, which stops Unicorn exactly at the instruction, with its state restored (a miss on
 // unmapped Unicorn memory would not: Unicorn drops the access and finishes the block).
 bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
-  if (getenv("SEVEMU_DEBUG")) log_line("fill va %llx type %d rip %llx", (unsigned long long)va, int(type), (unsigned long long)reg(UC_X86_REG_RIP));
+  // Outside uc_emu_start (dropping a translation looks the code page up) a failed fill would
+  // leave Unicorn's error state set, and Unicorn 2.1.1 then refuses every uc_mem_map_ptr: such a
+  // lookup gets the probe page, and drop_translation flushes the TLB after it.
+  const bool outside = !running_.load(std::memory_order_relaxed);
   const Access a = type == UC_MEM_WRITE ? Access::kWrite : type == UC_MEM_FETCH ? Access::kFetch : Access::kRead;
   const uint64_t va_page = va & ~(kPage - 1);
   const PagingState ps = paging_state();
@@ -150,7 +160,7 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   uint32_t error = 0;
   WalkResult w = translate(ps, *this, va, a, true, &t, &error);
   if (w != WalkResult::kOk) {
-    if (probe_.active && probe_.by_va && va_page == probe_.page) return map_probe(e);
+    if (outside || (probe_.active && probe_.by_va && va_page == probe_.page)) return map_probe(e);
     note_memory_stop(w == WalkResult::kNoTable ? Stop::kNoTable : Stop::kPageFault, va_page, error, a);
     return false;
   }
@@ -158,6 +168,7 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   if (probe_.active && !probe_.by_va && page == probe_.page) return map_probe(e);
   Memslot* s = vm_->memory.find(page);
   if (!s || (a == Access::kWrite && s->readonly())) {
+    if (outside) return map_probe(e);
     // MMIO (no memslot), or a write to a read-only memslot: KVM_EXIT_MMIO.
     note_memory_stop(Stop::kMmio, page, 0, a);
     return false;
@@ -177,8 +188,40 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
     e->paddr = page;
   }
   e->perms = uc_prot(perms);
-  if (a == Access::kFetch) note_code_page(*s, page, priv);
+  if (a == Access::kFetch) {
+    note_code_page(*s, page, priv);
+    if (guard_code_page(va_page, priv ? s->private_plain() + (page - s->gpa) : s->host(page))) {
+      note_memory_stop(Stop::kRescan, page, 0, a);
+      return false;  // translate again once the new exits are set
+    }
+  }
   return true;
+}
+
+// Encodings that abort Unicorn 2.1's translator (tcg fatal error) instead of raising #UD: LOCK
+// BT/BTS/BTR/BTC with a register operand. Translation happens before a block can be scanned, so a
+// code page is searched for them when it enters the TLB: every place such an instruction could
+// start becomes an exit (a place that is no instruction start is never checked by the
+// translator), and emulate_at raises the #UD the hardware raises. True when exits were added.
+bool SoftVcpu::guard_code_page(uint64_t va_page, const uint8_t* code) {
+  auto prefix = [](uint8_t b) {
+    return b == 0xf0 || b == 0xf2 || b == 0xf3 || b == 0x2e || b == 0x36 || b == 0x3e || b == 0x26 || b == 0x64 ||
+           b == 0x65 || b == 0x66 || b == 0x67 || (b >= 0x40 && b <= 0x4f);
+  };
+  bool added = false;
+  for (size_t i = 1; i + 2 < kPage; i++) {
+    if (code[i] != 0x0f) continue;
+    const uint8_t op = code[i + 1], modrm = code[i + 2];
+    const bool bt = op == 0xa3 || op == 0xab || op == 0xb3 || op == 0xbb || (op == 0xba && ((modrm >> 3) & 7) >= 4);
+    if (!bt || modrm < 0xc0) continue;
+    size_t start = i;
+    bool lock = false;
+    while (start > 0 && prefix(code[start - 1]) && i - start < 14) lock |= code[--start] == 0xf0;
+    if (!lock) continue;
+    for (size_t j = start; j <= i; j++)
+      if (!cleared_exits_.count(va_page + j) && exits_.insert(va_page + j).second) added = exits_changed_ = true;
+  }
+  return added;
 }
 
 // The first failed fill of a pass is why Unicorn stopped with UC_ERR_EXCEPTION. Later ones
@@ -247,7 +290,12 @@ bool SoftVcpu::code_pages_changed() {
 
 void SoftVcpu::sync_memory() {
   if (mapped_gen_ == vm_->memory.generation()) return;
-  for (const auto& m : mapped_) uc_.mem_unmap(uc, m.first, m.second);
+  for (const auto& m : mapped_) {
+    uc_err e = uc_.mem_unmap(uc, m.first, m.second);
+    if (e != UC_ERR_OK)
+      log_line("software KVM: cannot unmap 0x%llx+0x%llx: %s", (unsigned long long)m.first,
+               (unsigned long long)m.second, uc_.strerror(e));
+  }
   mapped_.clear();
   for (const auto& s : vm_->memory.slots()) map_slot(*s);
   mapped_gen_ = vm_->memory.generation();
@@ -255,15 +303,17 @@ void SoftVcpu::sync_memory() {
   uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0));
   scanned_.clear();
   code_pages_.clear();
+  cleared_exits_.clear();
 }
 
 void SoftVcpu::map_slot(Memslot& s) {
   if (s.id >> 16) return;  // address space 1 (SMM): never used by this CPU
   const int prot = s.readonly() ? (UC_PROT_READ | UC_PROT_EXEC) : UC_PROT_ALL;
-  if (uc_.mem_map_ptr(uc, s.gpa, s.size, uint32_t(prot), s.host(s.gpa)) == UC_ERR_OK)
+  uc_err e = uc_.mem_map_ptr(uc, s.gpa, s.size, uint32_t(prot), s.host(s.gpa));
+  if (e == UC_ERR_OK)
     mapped_.push_back({s.gpa, s.size});
   else
-    log_line("software KVM: cannot map memslot %u at 0x%llx", s.id, (unsigned long long)s.gpa);
+    log_line("software KVM: cannot map memslot %u at 0x%llx: %s", s.id, (unsigned long long)s.gpa, uc_.strerror(e));
   if (sev_guest()) {
     if (uc_.mem_map_ptr(uc, kPrivateAlias + s.gpa, s.size, UC_PROT_ALL, s.private_plain()) == UC_ERR_OK)
       mapped_.push_back({kPrivateAlias + s.gpa, s.size});
@@ -271,7 +321,6 @@ void SoftVcpu::map_slot(Memslot& s) {
 }
 
 void SoftVcpu::on_block(uint64_t addr, uint32_t size) {
-  if (getenv("SEVEMU_DEBUG")) log_line("block %llx size %u", (unsigned long long)addr, size);
   if (kicked_.load(std::memory_order_relaxed) || internal_stop_.load(std::memory_order_relaxed)) {
     stop_ = Stop::kKick;
     uc_.emu_stop(uc);
@@ -288,7 +337,12 @@ void SoftVcpu::on_block(uint64_t addr, uint32_t size) {
   std::vector<uint64_t> found;
   for (uint32_t off = 0; off < size;) {
     X86Insn in;
-    if (!decode_x86(bytes.data() + off, size - off, mode, &in)) break;
+    if (!decode_x86(bytes.data() + off, size - off, mode, &in)) {
+      // An encoding the hardware refuses (Unicorn may run it anyway, e.g. a VEX-encoded CPUID or
+      // a LOCK IN, past the intercepts): stop before it; emulate_at raises #UD.
+      if (!exits_.count(addr + off)) found.push_back(addr + off);
+      break;
+    }
     if (intercepted(in) && !exits_.count(addr + off)) found.push_back(addr + off);
     off += in.length;
   }
@@ -331,7 +385,9 @@ void SoftVcpu::apply_exits() {
 }
 
 void SoftVcpu::drop_translation(uint64_t addr, uint64_t len) {
-  if (len) uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), addr, addr + len);
+  if (!len) return;
+  uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2), addr, addr + len);
+  uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0));  // the lookup's TLB entry (see fill_hook)
 }
 
 void SoftVcpu::kick() {
@@ -399,6 +455,7 @@ long SoftVcpu::run() {
       uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
       scanned_.clear();
       code_pages_.clear();
+      cleared_exits_.clear();
     }
   }
   // SEV: every private page the guest writes in this run must be noticed (dirty tracking).
@@ -454,13 +511,12 @@ long SoftVcpu::entry_checks() {
 }
 
 SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
-  if (getenv("SEVEMU_DEBUG")) log_line("stop %d err %d rip %llx mmio %llx acc %d fault %llx", int(stop), int(err), (unsigned long long)reg(UC_X86_REG_RIP), (unsigned long long)mmio_gpa_, int(mmio_access_), (unsigned long long)fault_va_);
   switch (stop) {
     case Stop::kKick:
       return Next::kContinue;  // the loop reports a user kick; a memslot change just resumes
     case Stop::kRescan:
       apply_exits();
-      drop_translation(rescan_addr_, rescan_size_);
+      if (mem_stop_ != Stop::kRescan) drop_translation(rescan_addr_, rescan_size_);  // else: not translated yet
       return Next::kContinue;
     case Stop::kPageFault: {
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;  // a probe that did not fault
@@ -481,7 +537,7 @@ SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
         if (r.probe.read_seen || r.probe.write_seen)
           cr2 = page | (r.probe.read_seen ? r.probe.read_offset : r.probe.write_offset);
       }
-      set_reg(UC_X86_REG_CR2, cr2);
+      set_cr2(cr2);
       return deliver(14, true, error, false);
     }
     case Stop::kNoTable:

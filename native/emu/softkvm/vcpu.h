@@ -136,6 +136,7 @@ class SoftVcpu : public PageTableMemory {
   void sync_memory();
   void map_slot(Memslot& s);
   void note_code_page(Memslot& s, uint64_t page, bool priv);
+  bool guard_code_page(uint64_t va_page, const uint8_t* code);
   bool code_pages_changed();
   void apply_exits();
   void drop_translation(uint64_t addr, uint64_t len);
@@ -153,6 +154,7 @@ class SoftVcpu : public PageTableMemory {
   bool es_guest() const;
   uint64_t reg(int id);
   void set_reg(int id, uint64_t v);
+  void set_cr2(uint64_t v);
   uint64_t linear_rip();
   CodeMode code_mode();
   // Guest accesses at a linear address, as the CPU makes them (private memory decrypted); on a
@@ -237,6 +239,7 @@ class SoftVcpu : public PageTableMemory {
 
   // Intercepted-instruction addresses (linear) and the blocks already scanned.
   std::set<uint64_t> exits_;
+  std::set<uint64_t> cleared_exits_;  // checked and found harmless: not exits again until code changes
   bool exits_changed_ = false;
   std::unordered_set<uint64_t> scanned_;
   uint64_t rescan_addr_ = 0, rescan_size_ = 0;

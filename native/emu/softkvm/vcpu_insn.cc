@@ -111,14 +111,25 @@ SoftVcpu::Next SoftVcpu::raise_vc(uint32_t exit_code) { return deliver(29, true,
 SoftVcpu::Next SoftVcpu::emulate_at(uint64_t la) {
   uint8_t bytes[15];
   size_t avail = sizeof bytes;
-  uint64_t pf_addr = 0;
-  uint32_t pf_err = 0;
+  uint64_t pf_addr = 0, first_pf_addr = 0;
+  uint32_t pf_err = 0, first_pf_err = 0;
   // The instruction may end before a page that is not mapped: read what there is.
-  while (avail && !read_linear(la, bytes, avail, Access::kFetch, &pf_addr, &pf_err)) avail--;
+  while (avail && !read_linear(la, bytes, avail, Access::kFetch, &pf_addr, &pf_err)) {
+    if (avail == sizeof bytes) first_pf_addr = pf_addr, first_pf_err = pf_err;
+    avail--;
+  }
   X86Insn in;
-  if (!avail || !decode_x86(bytes, avail, code_mode(), &in) || !intercepted(in)) {
-    // The code at this address changed since it was scanned: let Unicorn run it.
+  if (!avail || !decode_x86(bytes, avail, code_mode(), &in)) {
+    if (avail < sizeof bytes && first_pf_err != ~0u) {  // cut short by a page the fetch faults on
+      set_cr2(first_pf_addr);
+      return deliver(14, true, first_pf_err, false);
+    }
+    return deliver(6, false, 0, false);  // an encoding the CPU refuses: #UD
+  }
+  if (!intercepted(in)) {
+    // Not (or no longer) an instruction to intercept: let Unicorn run it.
     exits_.erase(la);
+    cleared_exits_.insert(la);
     exits_changed_ = true;
     drop_translation(la, 1);
     return Next::kContinue;
@@ -252,7 +263,7 @@ SoftVcpu::Next SoftVcpu::emulate_string_io(const X86Insn& in) {
   uint32_t err = 0;
   WalkResult w = translate(ps, *this, la, input ? Access::kWrite : Access::kRead, true, &t, &err);
   if (w != WalkResult::kOk) {
-    set_reg(UC_X86_REG_CR2, la);
+    set_cr2(la);
     return deliver(14, true, err, false);
   }
   uint8_t* pio = reinterpret_cast<uint8_t*>(run_) + kPage;
@@ -540,7 +551,7 @@ SoftVcpu::Next SoftVcpu::deliver(uint8_t vector, bool has_error, uint32_t error,
       vector = uint8_t(f.vector);
       has_error = f.has_error;
       error = f.error;
-      if (vector == 14) set_reg(UC_X86_REG_CR2, f.cr2);
+      if (vector == 14) set_cr2(f.cr2);
     }
     soft_int = false;
   }

@@ -1,45 +1,49 @@
 // x86 instruction decoder: boundaries and opcodes (see x86_decode.h).
 //
-// Written from the opcode maps of the Intel SDM (Vol. 2, App. A) and the AMD APM (Vol. 3, App. A).
+// Written from the opcode maps of the AMD APM (Vol. 3, App. A) and the Intel SDM (Vol. 2, App. A).
 // The decoder walks: legacy prefixes / REX → opcode escape (0F, 0F 38, 0F 3A, VEX, EVEX, XOP) →
-// ModRM/SIB/displacement → immediate, driven by the attribute tables below. Validity follows the
-// hardware (AMD Zen 1-5): undefined opcodes, opcodes removed in 64-bit mode, register forms of
-// memory-only instructions, undefined group members, mandatory-prefix combinations and LOCK on a
-// non-lockable instruction all return false.
+// ModRM/SIB/displacement → immediate, driven by the attribute tables below.
 //
-// Where Unicorn (QEMU 5.0 TCG) is known to differ from the manuals, lengths follow Unicorn:
-//  - 66 on near branches (E8, E9, 0F 8x) in 64-bit mode gives a 16-bit displacement, as on AMD
-//    (Intel ignores 66 there); this falls out of treating them as default-64-bit operations.
-//  - MOV CR/DR (0F 20-23) never have SIB/displacement bytes: ModRM.mod is ignored (as hardware).
-// Differences in validity (Unicorn runs it but the hardware raises #UD, or the reverse) are listed
-// in test/c/x86_decode_test.cc, which checks this decoder against Unicorn itself.
+// Lengths are those of AMD hardware, which Unicorn (QEMU 5.0 TCG) shares for every instruction it
+// decodes, including the cases where AMD and Intel differ: 66 on a near branch (E8, E9, 0F 8x) in
+// 64-bit mode makes its displacement 16-bit (Intel ignores the 66 there). The one exception is XOP
+// (8F with ModRM.reg != 0), which QEMU decodes as POP Ev.
+//
+// Validity (false = #UD) follows AMD Zen 1-5: undefined opcodes and group members, opcodes removed
+// in 64-bit mode, register forms of memory-only instructions (and the reverse), mandatory-prefix
+// combinations, LOCK on what is not lockable. Where QEMU and the hardware read a prefix
+// combination differently, an instruction either one defines is accepted. Not checked: VEX.L/W/
+// vvvv constraints, EVEX opcodes, CPUID feature presence, privilege and CPU-state conditions.
+// test/c/x86_decode_test.cc checks all this against Unicorn itself and lists every difference.
 #include "x86_decode.h"
 
 #include <array>
+#include <initializer_list>
+#include <utility>
 
 namespace sevemu::softkvm {
 namespace {
 
 // Per-opcode attributes of the one-byte and 0F maps.
-constexpr uint32_t kM = 1u << 0;  // has a ModRM byte
-constexpr uint32_t kIb = 1u << 1;  // imm8 / rel8
-constexpr uint32_t kIw = 1u << 2;  // imm16 (RET/RETF imm16)
-constexpr uint32_t kIz = 1u << 3;  // imm16/32 by operand size (also rel16/32)
-constexpr uint32_t kIv = 1u << 4;  // imm16/32/64 by operand size (MOV r, imm: B8-BF)
+constexpr uint32_t kM = 1u << 0;      // has a ModRM byte
+constexpr uint32_t kIb = 1u << 1;     // imm8 / rel8
+constexpr uint32_t kIw = 1u << 2;     // imm16 (RET/RETF imm16)
+constexpr uint32_t kIz = 1u << 3;     // imm16/32 by operand size (also rel16/32)
+constexpr uint32_t kIv = 1u << 4;     // imm16/32/64 by operand size (MOV r, imm: B8-BF)
 constexpr uint32_t kMoffs = 1u << 5;  // memory offset of address size (A0-A3)
-constexpr uint32_t kFar = 1u << 6;  // far pointer: offset of operand size + 16-bit selector (9A, EA)
+constexpr uint32_t kFar = 1u << 6;    // far pointer: offset of operand size + 16-bit selector (9A, EA)
 constexpr uint32_t kEnter = 1u << 7;  // ENTER: imm16 + imm8
-constexpr uint32_t kIbb = 1u << 8;  // two imm8 (AMD SSE4a EXTRQ/INSERTQ, 0F 78)
-constexpr uint32_t kGrp3 = 1u << 9;  // F6/F7: TEST (/0, /1) has an immediate, the rest do not
+constexpr uint32_t kIbb = 1u << 8;    // two imm8 (AMD SSE4a EXTRQ/INSERTQ, 0F 78)
+constexpr uint32_t kGrp3 = 1u << 9;   // F6/F7: TEST (/0, /1) has an immediate, the rest do not
 constexpr uint32_t kNo64 = 1u << 10;  // #UD in 64-bit mode
-constexpr uint32_t kD64 = 1u << 11;  // operand size defaults to 64 bits in 64-bit mode (stack ops, near branches)
-constexpr uint32_t kBad = 1u << 12;  // undefined: #UD in every mode
-constexpr uint32_t kMem = 1u << 13;  // ModRM must name memory (mod != 3): #UD otherwise
-constexpr uint32_t kGrp = 1u << 14;  // validity depends on ModRM (see group_rule / special cases)
-constexpr uint32_t kSse = 1u << 15;  // validity depends on the mandatory prefix (see the column tables)
+constexpr uint32_t kD64 = 1u << 11;   // 64-bit default operand size in 64-bit mode (stack, near branches)
+constexpr uint32_t kBad = 1u << 12;   // undefined: #UD in every mode
+constexpr uint32_t kMem = 1u << 13;   // ModRM must name memory (mod != 3): #UD otherwise
+constexpr uint32_t kGrp = 1u << 14;   // validity depends on ModRM (see group_rule / special cases)
+constexpr uint32_t kSse = 1u << 15;   // validity depends on the mandatory prefix (see the column tables)
 constexpr uint32_t kLock = 1u << 16;  // LOCK allowed with a memory destination
 constexpr uint32_t kNoEA = 1u << 17;  // ModRM names registers only, mod is ignored (MOV CR/DR)
-constexpr uint32_t kX87 = 1u << 18;  // x87 escape D8-DF (see kX87Rules)
+constexpr uint32_t kX87 = 1u << 18;   // x87 escape D8-DF (see kX87Rules)
 constexpr uint32_t k3DNow = 1u << 19;  // 0F 0F: ModRM, then an opcode suffix byte
 
 // Shorthands for the opcode tables.
@@ -89,7 +93,7 @@ constexpr uint32_t kOneByte[256] = {
     PFX, 0, PFX, PFX, 0, 0, M | kGrp3 | kGrp, M | kGrp3 | kGrp, 0, 0, 0, 0, 0, 0, M | kGrp, M | kGrp,
 };
 
-// Two-byte (0F xx) opcode map. kSse entries take their validity from kSseCols0F.
+// Two-byte (0F xx) opcode map. kSse entries take their validity from kSseForms0F.
 constexpr uint32_t kTwoByte[256] = {
     /* 00 group 6, group 7, LAR LSL, -, SYSCALL CLTS SYSRET, INVD WBINVD - UD2 - PREFETCH FEMMS 3DNow! */
     M | kGrp, M | kGrp, M, M, BAD, 0, 0, 0, 0, 0, BAD, 0, BAD, M | kMem, 0, M | k3DNow,
@@ -101,8 +105,10 @@ constexpr uint32_t kTwoByte[256] = {
     /* 30 WRMSR RDTSC RDMSR RDPMC SYSENTER SYSEXIT (AMD: not in 64-bit mode), GETSEC (Intel), escapes */
     0, 0, 0, 0, X, X, BAD, BAD, 0 /* 0F 38 */, BAD, 0 /* 0F 3A */, BAD, BAD, BAD, BAD, BAD,
     /* 40 CMOVcc */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-    /* 50 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
-    /* 60 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    /* 50 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    /* 60 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
     /* 70 PSHUF Ib, shift groups Ib, PCMPEQ, EMMS, EXTRQ/INSERTQ (AMD SSE4a), -, -, HADD HSUB MOVD MOVQ */
     M | Ib | S, M | Ib | S | kGrp, M | Ib | S | kGrp, M | Ib | S | kGrp, M | S, M | S, M | S, S,
     M | kIbb | S | kGrp, M | S, BAD, BAD, M | S, M | S, M | S, M | S,
@@ -115,9 +121,12 @@ constexpr uint32_t kTwoByte[256] = {
     M | L, M | L, M | kMem, M | L, M | kMem, M | kMem, M, M, M | S, M, M | Ib | kGrp, M | L, M, M, M, M,
     /* C0 XADD, CMPPS Ib, MOVNTI, PINSRW PEXTRW SHUFPS Ib, group 9, BSWAP */
     M | L, M | L, M | Ib | S, M | kMem, M | Ib | S, M | Ib | S, M | Ib | S, M | kGrp, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* D0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
-    /* E0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
-    /* F0 ... UD0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S, M,
+    /* D0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    /* E0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    /* F0 */ M | S, M | S, M | S, M | S, M | S, M | S, M | S, M | S,
+    M | S, M | S, M | S, M | S, M | S, M | S, M | S, M /* UD0 */,
 };
 
 // Mandatory-prefix columns: for each opcode, what each of {none, 66, F3, F2} makes of it:
@@ -345,7 +354,8 @@ GroupRule group_rule(int map, uint8_t op) {
       case 0x00: return {R(0, 5), R(0, 5), 0};             // SLDT STR LLDT LTR VERR VERW
       case 0x18: return {0xFF, R(4, 7), 0};                // PREFETCHh need memory; /4-/7 hint NOPs
       case 0xBA: return {R(4, 7), R(4, 7), R(5, 7)};       // BT BTS BTR BTC Ib
-      case 0xC7: return {R(1, 1) | R(3, 5), R(6, 7), R(1, 1)};  // CMPXCHG8B/16B XRSTORS XSAVEC XSAVES; RDRAND RDSEED/RDPID
+      // Group 9: CMPXCHG8B/16B XRSTORS XSAVEC XSAVES; registers: RDRAND RDSEED/RDPID.
+      case 0xC7: return {R(1, 1) | R(3, 5), R(6, 7), R(1, 1)};
     }
   }
   return {0xFF, 0xFF, 0};
