@@ -70,6 +70,19 @@ export function underFreshEmulator(options: string[], cmd: string[], env: NodeJS
   });
 }
 
+/**
+ * Whether the host's own /dev/kvm is usable, asked outside the emulator (`sev-emu info`): inside
+ * `sev-emu run` the path is answered by the emulator whatever the host has. Null when usable, else why not.
+ */
+export function hostKvmUnusable(): string | null {
+  const clean = { ...process.env };
+  delete clean.LD_PRELOAD;
+  delete clean.SEV_EMU_STATE;
+  const r = spawnSync(process.execPath, [SEV_EMU_BIN, 'info', '--json'], { encoding: 'utf8', env: clean, timeout: 60_000 });
+  const report = JSON.parse(r.stdout) as { hostKvm: string };
+  return report.hostKvm === 'usable' ? null : `/dev/kvm ${report.hostKvm}`;
+}
+
 /** Node one-liner runner: executes `code` (CommonJS) with `lib` bound to the compiled library. */
 export function nodeScript(code: string): string[] {
   const lib = path.join(ROOT, 'dist', 'lib', 'index.js');

@@ -94,6 +94,20 @@ describe('kvm: the vCPU as KVM presents it', function () {
     }
   });
 
+  it('a kernel-mode load right after arithmetic is a kernel access (supervisor page, no #PF)', () => {
+    // mov rcx, 0x20000; add rbx, rcx; mov al, [0x6000]; hlt — the 2 MiB page is supervisor-only.
+    // (A CPU emulator's lazily computed RFLAGS, read mid-block, has garbage where VM (bit 17) is.)
+    const g = longModeGuest([0x48, 0xc7, 0xc1, 0x00, 0x00, 0x02, 0x00, 0x48, 0x01, 0xcb, 0x8a, 0x04, 0x25, 0x00, 0x60, 0x00, 0x00, 0xf4]);
+    try {
+      g.memory.bytes()[0x6000] = 0x5a;
+      const e = g.vcpu.runSync();
+      assert.equal(e.reason, 'HLT', show(e));
+      assert.equal(g.vcpu.getRegs().rax & 0xffn, 0x5an);
+    } finally {
+      g.close();
+    }
+  });
+
   it('a 64-bit code segment with D set fails VM entry: KVM_EXIT_FAIL_ENTRY', () => {
     const g = longModeGuest([0xf4]);
     try {

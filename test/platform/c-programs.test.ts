@@ -48,6 +48,16 @@ describe('emulator: C conformance programs', function () {
     assert.ok((r.stdout.match(/^ok /gm) ?? []).length > 50, r.stdout);
   });
 
+  it('kvm_fuzz: random ioctls, memslots, registers and guest code end as the kernel ends them', () => {
+    const bin = compile(dir, 'kvm_fuzz');
+    for (const seed of ['1', '0x5eed']) {
+      const r = underFreshEmulator([], [bin, seed, '300']);
+      assert.equal(r.status, 0, `seed ${seed}: ${r.stdout}\n${r.stderr}`);
+      assert.ok(!/^not ok/m.test(r.stdout), r.stdout);
+      assert.match(r.stdout, /^ok - \d{4,} calls/m);
+    }
+  });
+
   it('sev_stress: threads × processes with fuzzed commands, no crash, state intact', () => {
     const bin = compile(dir, 'sev_stress', ['-pthread']);
     const r = underFreshEmulator([], [bin, '4', '150', '3']);

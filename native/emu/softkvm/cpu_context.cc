@@ -252,6 +252,10 @@ void CpuContext::set_segment(int seg, const SegmentCache& s) {
   put<uint32_t>(o + 20, s.flags);
 }
 
+int CpuContext::cpl() const { return int(hflags() & kHfCplMask); }
+
+bool CpuContext::vm86() const { return get<uint64_t>(layout_.rip + 8) & (1u << 17); }  // env eflags follows eip
+
 void CpuContext::recompute_mode() {
   uint32_t hf = hflags() & ~(kHfCplMask | kHfCs32 | kHfSs32 | kHfAddseg | kHfPe | kHfMp | kHfEm | kHfTs | kHfLma |
                              kHfCs64 | kHfSvme | kHfOsfxsr | kHfSmap);
@@ -273,8 +277,7 @@ void CpuContext::recompute_mode() {
     if (cs.flags & kDescB) hf |= kHfCs32;
     if (ss.flags & kDescB) hf |= kHfSs32;
     // Segment bases must be added unless every data segment is flat in 32-bit protected mode.
-    const bool vm86 = get<uint64_t>(layout_.rip + 8) & (1u << 17);  // RFLAGS.VM
-    if (!pe || vm86 || !(hf & kHfCs32) || (segment(kDs).base | segment(kEs).base | ss.base) != 0)
+    if (!pe || vm86() || !(hf & kHfCs32) || (segment(kDs).base | segment(kEs).base | ss.base) != 0)
       hf |= kHfAddseg;
   }
   set_hflags(hf);

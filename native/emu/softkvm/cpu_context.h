@@ -64,6 +64,9 @@ class CpuContext {
   void set_segment(int seg, const SegmentCache& s);
   uint32_t hflags() const { return get<uint32_t>(layout_.hflags); }
   void set_hflags(uint32_t v) { put<uint32_t>(layout_.hflags, v); }
+  // Exact even mid-block, unlike RFLAGS read from the engine there (computed from stale lazy flags).
+  int cpl() const;    // 3 in virtual-8086 mode
+  bool vm86() const;  // RFLAGS.VM
   uint64_t cr(int n) const { return get<uint64_t>(layout_.cr + 8 * size_t(n)); }
   void set_cr(int n, uint64_t v) { put<uint64_t>(layout_.cr + 8 * size_t(n), v); }
   uint64_t efer() const { return get<uint64_t>(layout_.efer); }

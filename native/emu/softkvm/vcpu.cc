@@ -125,7 +125,12 @@ PagingState SoftVcpu::paging_state() {
   uc_x86_msr efer{0xC0000080, 0};
   uc_.reg_read(uc, UC_X86_REG_MSR, &efer);
   ps.efer = efer.value;
-  if (ps.cr0 & 1) ps.cpl = (reg(UC_X86_REG_RFLAGS) & (1u << 17)) ? 3 : int(reg(UC_X86_REG_CS) & 3);
+  if (ps.cr0 & 1) {
+    // Mid-block, the engine's RFLAGS comes from stale lazy flags (VM bit included): CPL is taken
+    // from the mode bits, which stay exact.
+    ctx_->load();
+    ps.cpl = ctx_->cpl();
+  }
   ps.maxphyaddr = vm_->maxphyaddr;
   ps.c_bit = sev_guest() ? vm_->c_bit : 0;
   return ps;
@@ -722,7 +727,7 @@ CodeMode SoftVcpu::code_mode() {
   const uint32_t f = ctx_->segment(kCs).flags;
   if ((ctx_->efer() & (1u << 10)) && (f & kDescL)) return CodeMode::k64;
   if (!(ctx_->cr(0) & 1)) return CodeMode::k16;  // real mode: 16-bit whatever the cached D bit
-  if (reg(UC_X86_REG_RFLAGS) & (1u << 17)) return CodeMode::k16;  // virtual-8086
+  if (ctx_->vm86()) return CodeMode::k16;
   return (f & kDescB) ? CodeMode::k32 : CodeMode::k16;
 }
 
