@@ -46,7 +46,8 @@ export interface RandomProgram {
  * A seeded generator of straight-line 64-bit code — ALU, shifts, multiplies, loads and stores,
  * carry-dependent instructions, OUTs of intermediate values — together with its expected trace,
  * computed here instruction by instruction. Only architecturally defined flags are read (CF after
- * every flag writer; never ZF after IMUL), so every correct x86 must give the same trace.
+ * every flag writer; never ZF after IMUL, nor OF after a multi-bit shift), so every correct x86
+ * must give the same trace.
  */
 export function randomProgram(seed: number, length = 60): RandomProgram {
   let s = seed >>> 0 || 1;
@@ -65,7 +66,8 @@ export function randomProgram(seed: number, length = 60): RandomProgram {
   const exits: string[] = [];
   let cf = 0n;
   const signed = (v: bigint) => BigInt.asIntN(64, v);
-  const code: number[] = [];
+  const code: number[] = [0x48, 0xc7, 0xc4, 0x00, 0x80, 0x00, 0x00]; // mov rsp, 0x8000
+  r[4] = 0x8000n;
   for (const x of used) {
     const imm = [rnd(256), rnd(256), rnd(256), rnd(256)];
     code.push(0x48, 0xc7, 0xc0 | x, ...imm); // mov r64, simm32
@@ -74,7 +76,7 @@ export function randomProgram(seed: number, length = 60): RandomProgram {
   for (let i = 0; i < length; i++) {
     const a = reg(), b = reg();
     const rr = (dst: number, src: number) => 0xc0 | (src << 3) | dst; // ModRM reg-reg, dst in r/m
-    switch (rnd(12)) {
+    switch (rnd(21)) {
       case 0: { // add a, b
         code.push(0x48, 0x01, rr(a, b));
         const sum = r[a] + r[b];
@@ -135,12 +137,55 @@ export function randomProgram(seed: number, length = 60): RandomProgram {
         data.writeUInt32LE(Number(r[0] & 0xffffffffn));
         exits.push(`io out port=0x10 size=4 count=1 data=${data.toString('hex')}`); break;
       }
+      case 12: // neg a
+        code.push(0x48, 0xf7, 0xd8 | a);
+        cf = r[a] ? 1n : 0n; r[a] = (-r[a]) & MASK; break;
+      case 13: // not a
+        code.push(0x48, 0xf7, 0xd0 | a);
+        r[a] ^= MASK; break;
+      case 14: { // add a32, b32: the upper half is cleared
+        code.push(0x01, rr(a, b));
+        const sum = (r[a] & 0xffffffffn) + (r[b] & 0xffffffffn);
+        cf = sum >> 32n; r[a] = sum & 0xffffffffn; break;
+      }
+      case 15: { // rol a, imm8 / ror a, imm8
+        const n = rnd(64), left = rnd(2) === 0;
+        code.push(0x48, 0xc1, (left ? 0xc0 : 0xc8) | a, n);
+        if (n) {
+          const k = BigInt(left ? n : 64 - n);
+          r[a] = ((r[a] << k) | (r[a] >> (64n - k))) & MASK;
+          cf = left ? r[a] & 1n : r[a] >> 63n;
+        }
+        break;
+      }
+      case 16: { // sbb a, b
+        code.push(0x48, 0x19, rr(a, b));
+        const sub = r[b] + cf;
+        const borrow = r[a] < sub ? 1n : 0n;
+        r[a] = (r[a] - sub) & MASK; cf = borrow; break;
+      }
+      case 17: // setc a8 (REX: spl-dil rather than ah-bh)
+        code.push(0x40, 0x0f, 0x92, 0xc0 | a);
+        r[a] = (r[a] & ~0xffn) | cf; break;
+      case 18: { // lea a, [b + 4*c + disp8]
+        const c = reg(), disp = rnd(256);
+        code.push(0x48, 0x8d, 0x44 | (a << 3), 0x80 | (c << 3) | b, disp);
+        r[a] = (r[b] + 4n * r[c] + BigInt(disp < 128 ? disp : disp - 256)) & MASK; break;
+      }
+      case 19: // push a; pop b
+        code.push(0x50 | a, 0x58 | b);
+        r[b] = r[a]; break;
+      case 20: { // mul b: rdx:rax = rax * b
+        code.push(0x48, 0xf7, 0xe0 | b);
+        const full = r[0] * r[b];
+        r[0] = full & MASK; r[2] = full >> 64n; cf = r[2] ? 1n : 0n; break;
+      }
     }
   }
   code.push(0xf4);
   exits.push('hlt');
   const regs: Record<string, string> = {};
-  for (const x of used) regs[RANDOM_REGS[x]] = show(r[x]);
+  for (let x = 0; x < 8; x++) regs[RANDOM_REGS[x]] = show(r[x]);
   regs.rip = show(BigInt(CODE_ADDR + code.length));
   const data = Buffer.alloc(256);
   for (const [at, v] of memory) data.writeBigUInt64LE(v, at - RANDOM_DATA);
