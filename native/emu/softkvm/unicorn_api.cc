@@ -29,7 +29,9 @@ void load() {
   // SEV_EMU_UNICORN names another build (a path to its libunicorn.so.2).
   const char* name = getenv("SEV_EMU_UNICORN");
   if (!name || !*name) name = "libunicorn.so.2";
-  void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  // DEEPBIND: Unicorn is QEMU inside, and its unprefixed symbols (cpu_reset, ...) must resolve
+  // to its own, not to those of the process it is loaded into — which may be QEMU itself.
+  void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
   if (!lib) {
     g_reason = std::string("the software KVM needs libunicorn.so.2, which cannot be loaded (") + dlerror() +
                "): " + kInstallHint;

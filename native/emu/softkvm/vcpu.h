@@ -183,9 +183,12 @@ class SoftVcpu : public PageTableMemory {
   Next deliver(uint8_t vector, bool has_error, uint32_t error, bool soft_int);
   bool deliver_once(uint8_t vector, bool has_error, uint32_t error, bool soft_int, Fault* f);
   bool read_descriptor(uint16_t sel, uint64_t* lo, uint64_t* hi, Fault* f);
-  bool msr_read(uint32_t index, uint64_t* value);
-  bool msr_write(uint32_t index, uint64_t value);
+  bool msr_read(uint32_t index, uint64_t* value, bool host = false);
+  bool msr_write(uint32_t index, uint64_t value, bool host = false);
   static bool kvm_emulated_msr(uint32_t index);
+  bool pv_msr_host_write(uint32_t index, uint64_t v);
+  enum class MsrAccess { kOk, kFault, kOther };
+  MsrAccess mce_msr(uint32_t index, uint64_t* v, bool write, bool host);
   uint64_t msr_efer();
   void cpuid(uint32_t fn, uint32_t index, uint32_t out[4]);
   bool io_permitted(uint16_t port, unsigned size);
@@ -271,6 +274,10 @@ class SoftVcpu : public PageTableMemory {
   uint64_t xcr0_ = 1, xss_ = 0;
   std::vector<kvm_cpuid_entry2> cpuid_;
   std::map<uint32_t, uint64_t> msrs_;  // MSRs KVM emulates (MTRRs, HWCR, ...)
+  // Machine check: MCG_CAP (32 banks until KVM_X86_SETUP_MCE), MCG_CTL/STATUS, 4 MSRs per bank.
+  uint64_t mcg_cap_ = 32, mcg_ctl_ = 0, mcg_status_ = 0;
+  uint64_t mce_banks_[32 * 4] = {};
+  uint64_t mci_ctl2_[32] = {};
   uint64_t ap_jump_table_ = 0;
   int pending_irq_ = -1;  // KVM_INTERRUPT
   uint32_t guest_debug_ = 0;

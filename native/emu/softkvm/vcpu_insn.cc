@@ -315,7 +315,8 @@ SoftVcpu::Next SoftVcpu::finish_string_io(const Completion& c) {
   return Next::kContinue;
 }
 
-bool SoftVcpu::msr_read(uint32_t index, uint64_t* v) {
+bool SoftVcpu::msr_read(uint32_t index, uint64_t* v, bool host) {
+  if (MsrAccess m = mce_msr(index, v, false, host); m != MsrAccess::kOther) return m == MsrAccess::kOk;
   switch (index) {
     case 0x10:  // TSC
       *v = __rdtsc() + tsc_offset_;
@@ -361,7 +362,9 @@ bool SoftVcpu::msr_read(uint32_t index, uint64_t* v) {
   return false;
 }
 
-bool SoftVcpu::msr_write(uint32_t index, uint64_t v) {
+bool SoftVcpu::msr_write(uint32_t index, uint64_t v, bool host) {
+  if (MsrAccess m = mce_msr(index, &v, true, host); m != MsrAccess::kOther) return m == MsrAccess::kOk;
+  if (host && pv_msr_host_write(index, v)) return true;
   switch (index) {
     case 0x10:
       tsc_offset_ = v - __rdtsc();
@@ -408,11 +411,82 @@ bool SoftVcpu::msr_write(uint32_t index, uint64_t v) {
   return false;
 }
 
+// Machine-check MSRs as KVM keeps them (x86.c get_msr_mce / set_msr_mce). kOther: not one.
+SoftVcpu::MsrAccess SoftVcpu::mce_msr(uint32_t index, uint64_t* v, bool write, bool host) {
+  constexpr uint64_t kMcgCtlP = 1ull << 8, kMcgCmciP = 1ull << 10;
+  const unsigned banks = mcg_cap_ & 0xff;
+  auto ok = [](bool b) { return b ? MsrAccess::kOk : MsrAccess::kFault; };
+  switch (index) {
+    case 0x0: case 0x1:  // P5_MC_ADDR, P5_MC_TYPE
+      if (write) return MsrAccess::kOther;
+      *v = 0;
+      return MsrAccess::kOk;
+    case 0x179:  // MCG_CAP: read-only (KVM_X86_SETUP_MCE sets it)
+      if (write) return MsrAccess::kFault;
+      *v = mcg_cap_;
+      return MsrAccess::kOk;
+    case 0x17a:  // MCG_STATUS
+      if (write) mcg_status_ = *v; else *v = mcg_status_;
+      return MsrAccess::kOk;
+    case 0x17b:  // MCG_CTL: only with MCG_CTL_P (a VMM may write 0), only 0 or all ones
+      if (!write) {
+        if (!(mcg_cap_ & kMcgCtlP) && !host) return MsrAccess::kFault;
+        *v = mcg_ctl_;
+        return MsrAccess::kOk;
+      }
+      if (!(mcg_cap_ & kMcgCtlP) && (*v || !host)) return MsrAccess::kFault;
+      if (*v != 0 && *v != ~0ull) return MsrAccess::kFault;
+      mcg_ctl_ = *v;
+      return MsrAccess::kOk;
+  }
+  if (index >= 0x280 && index < 0x280 + 32) {  // MCi_CTL2: CMCI, which this machine lacks
+    if (index >= 0x280 + banks) return MsrAccess::kFault;
+    if (!write) {
+      if (!(mcg_cap_ & kMcgCmciP) && !host) return MsrAccess::kFault;
+      *v = mci_ctl2_[index - 0x280];
+      return MsrAccess::kOk;
+    }
+    if (!(mcg_cap_ & kMcgCmciP) && (*v || !host)) return MsrAccess::kFault;
+    if (*v & ~0x40007fffull) return MsrAccess::kFault;  // CMCI_EN | threshold
+    mci_ctl2_[index - 0x280] = *v;
+    return MsrAccess::kOk;
+  }
+  if (index >= 0x400 && index < 0x400 + 4 * 32) {  // MCi_CTL, STATUS, ADDR, MISC
+    const uint32_t i = index - 0x400;
+    if (i >= 4 * banks) return MsrAccess::kFault;
+    if (!write) {
+      *v = mce_banks_[i];
+      return MsrAccess::kOk;
+    }
+    // CTL: 0 or all ones (bits 10 and 0 may be clear: old kernels' K8 GART and UnixWare quirks).
+    if (i % 4 == 0 && *v != 0 && (*v | (1u << 10) | 1) != ~0ull) return MsrAccess::kFault;
+    // STATUS: the guest may only clear it, unless HWCR.McStatusWrEn (AMD).
+    if (i % 4 == 1 && !host && *v != 0) {
+      auto hwcr = msrs_.find(0xc0010015);
+      if (hwcr == msrs_.end() || !(hwcr->second & (1ull << 18))) return MsrAccess::kFault;
+    }
+    mce_banks_[i] = *v;
+    return ok(true);
+  }
+  return MsrAccess::kOther;
+}
+
+// KVM's paravirtual MSRs (kvmclock, async PF, steal time, PV EOI, ...): this machine offers none
+// of those features (no KVM CPUID leaves), but KVM takes a VMM's writes of them whatever the
+// guest's CPUID says, and VMMs reset them to 0 (QEMU does). Written as "disabled", they read back;
+// enabling one is refused; the guest itself gets #GP (see msr_read/msr_write).
+bool SoftVcpu::pv_msr_host_write(uint32_t index, uint64_t v) {
+  const bool pv = index == 0x11 || index == 0x12 || (index >= 0x4b564d00 && index <= 0x4b564d08);
+  if (!pv || v != 0) return false;
+  msrs_[index] = 0;
+  return true;
+}
+
 // MSRs KVM keeps for the guest beyond the CPU's own (MTRRs, DEBUGCTL, HWCR, VM_CR, ...).
 bool SoftVcpu::kvm_emulated_msr(uint32_t index) {
   return index == 0x2ff || (index >= 0x200 && index <= 0x20f) || index == 0x250 || index == 0x258 ||
          index == 0x259 || (index >= 0x268 && index <= 0x26f) || index == 0x1d9 || index == 0x48 ||
-         index == 0x179 || index == 0x17a || index == 0xc0010015 || index == 0xc0010114 ||
+         index == 0xc0010015 || index == 0xc0010114 ||
          index == 0xc0010117 || index == 0xc0011029;
 }
 

@@ -349,7 +349,7 @@ long SoftVcpu::msrs(unsigned long arg, bool user, bool write) {
     // Protected state: the MSRs the hardware keeps in the VMSA are not KVM's to read or write.
     if (sev_->state_protected.load() && protected_msr(e[n].index)) break;
     uint64_t v = e[n].data;
-    if (write ? !msr_write(e[n].index, v) : !msr_read(e[n].index, &v)) break;
+    if (write ? !msr_write(e[n].index, v, true) : !msr_read(e[n].index, &v, true)) break;
     e[n].data = v;
   }
   if (!write) {
@@ -525,6 +525,16 @@ long SoftVcpu::ioctl(unsigned long req, unsigned long arg) {
       return translate_gva(arg);
     case KVM_INTERRUPT:
       return interrupt(arg);
+    case KVM_X86_SETUP_MCE: {  // kvm_vcpu_ioctl_x86_setup_mce
+      uint64_t cap;
+      if (copy_from_user(&cap, arg, sizeof cap)) return -EFAULT;
+      const unsigned banks = cap & 0xff;
+      if (!banks || banks > 32 || (cap & ~(kMceCapSupported | 0xff | 0xff0000))) return -EINVAL;
+      mcg_cap_ = cap;
+      if (cap & (1ull << 8)) mcg_ctl_ = ~0ull;
+      for (unsigned b = 0; b < banks; b++) mce_banks_[4 * b] = ~0ull;
+      return 0;
+    }
     case KVM_GET_MP_STATE: {
       kvm_mp_state s{KVM_MP_STATE_RUNNABLE};
       return copy_to_user(arg, &s, sizeof s) ? -EFAULT : 0;
@@ -560,6 +570,7 @@ long SoftVcpu::ioctl(unsigned long req, unsigned long arg) {
       return 0;
     }
   }
+  if (trace_enabled()) log_line("software KVM: vCPU ioctl 0x%lx not implemented: EINVAL", req);
   return -EINVAL;  // kvm_arch_vcpu_ioctl's default
 }
 

@@ -176,6 +176,10 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
     case KVM_CAP_MAX_VCPUS: return kMaxVcpus;
     case KVM_CAP_MAX_VCPU_ID: return kMaxVcpuIds;
     case KVM_CAP_NR_MEMSLOTS: return kUserMemSlots;
+    // Routing tables exist (KVM_MAX_IRQ_ROUTES); with no in-kernel irqchip they are refused, as
+    // the kernel refuses them before KVM_CREATE_IRQCHIP.
+    case KVM_CAP_IRQ_ROUTING: return 4096;
+    case KVM_CAP_MCE: return 32;  // KVM_MAX_MCE_BANKS
     case KVM_CAP_READONLY_MEM: return vm && vm->sev->has_protected_state() ? 0 : 1;
     case uapi::CAP_VM_TYPES: {
       long mask = 1L << uapi::KVM_X86_DEFAULT_VM;
@@ -220,6 +224,12 @@ class SoftVmFile : public FdObject {
       }
       case KVM_CHECK_EXTENSION:
         return check_extension(arg, vm_.get());
+      case KVM_SET_GSI_ROUTING:
+        return -EINVAL;  // kvm_arch_can_set_irq_routing: no irqchip in kernel
+      case KVM_ENABLE_CAP: {  // none of the VM capabilities that can be enabled is offered
+        kvm_enable_cap c;
+        return copy_from_user(&c, arg, sizeof c) ? -EFAULT : -EINVAL;
+      }
       case uapi::KVMIO_MEMORY_ENCRYPT_OP:
         return sev_mem_enc_ioctl(*vm_->sev, arg);
       case uapi::KVMIO_MEMORY_ENCRYPT_REG_REGION:
@@ -227,6 +237,7 @@ class SoftVmFile : public FdObject {
       case uapi::KVMIO_MEMORY_ENCRYPT_UNREG_REGION:
         return sev_mem_enc_region(*vm_->sev, false, arg);
     }
+    if (trace_enabled()) log_line("software KVM: VM ioctl 0x%lx not implemented: ENOTTY", req);
     return -ENOTTY;  // kvm_arch_vm_ioctl's default
   }
 
@@ -267,6 +278,8 @@ class SoftKvmFile : public FdObject {
         return copy_msr_list(arg, kMsrIndexList, sizeof kMsrIndexList / sizeof kMsrIndexList[0]);
       case uapi::KVMIO_GET_MSR_FEATURE_INDEX_LIST:
         return copy_msr_list(arg, nullptr, 0);
+      case KVM_X86_GET_MCE_CAP_SUPPORTED:
+        return copy_to_user(arg, &kMceCapSupported, sizeof kMceCapSupported) ? -EFAULT : 0;
       case KVM_GET_DEVICE_ATTR:
       case KVM_HAS_DEVICE_ATTR: {
         kvm_device_attr attr;
@@ -277,6 +290,7 @@ class SoftKvmFile : public FdObject {
         return copy_to_user(attr.addr, &v, sizeof v) ? -EFAULT : 0;
       }
     }
+    if (trace_enabled()) log_line("software KVM: /dev/kvm ioctl 0x%lx not implemented: EINVAL", req);
     return -EINVAL;  // kvm_arch_dev_ioctl's default
   }
 };

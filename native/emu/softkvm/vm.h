@@ -21,6 +21,9 @@ namespace sevemu::softkvm {
 
 class SoftVcpu;
 
+// KVM_X86_GET_MCE_CAP_SUPPORTED: MCG_CTL_P | MCG_SER_P, as kvm_caps.supported_mce_cap.
+constexpr uint64_t kMceCapSupported = (1ull << 8) | (1ull << 24);
+
 class SoftVm : public std::enable_shared_from_this<SoftVm> {
  public:
   explicit SoftVm(uint32_t type);
