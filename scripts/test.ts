@@ -1,0 +1,36 @@
+// `npm test`: every suite under the emulator (`sev-emu run --temp-state -- mocha`), on the KVM
+// `--kvm auto` picks — the host's /dev/kvm where it is usable, else the software KVM. Where the
+// host's KVM was used, the KVM and launch suites run a second time on the software KVM, so both
+// machines are tested wherever both exist. Extra arguments go to mocha (e.g. a spec or --grep).
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const SEV_EMU = path.join(ROOT, 'bin', 'sev-emu.js');
+const MOCHA = path.join(ROOT, 'node_modules', '.bin', 'mocha');
+
+function hostKvmUsable(): boolean {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  const r = spawnSync(process.execPath, [SEV_EMU, 'info', '--json'], { encoding: 'utf8', env });
+  try {
+    return (JSON.parse(r.stdout) as { hostKvm: string }).hostKvm === 'usable';
+  } catch {
+    return false;
+  }
+}
+
+function mocha(emuOptions: string[], args: string[]): number {
+  const r = spawnSync(process.execPath, [SEV_EMU, 'run', '--temp-state', ...emuOptions, '--', MOCHA, ...args], { stdio: 'inherit' });
+  return r.status ?? 1;
+}
+
+const extra = process.argv.slice(2);
+let status = mocha([], extra);
+if (extra.length === 0 && hostKvmUsable()) {
+  console.log('\nThe KVM and launch suites again, on the software KVM (sev-emu run --kvm soft):');
+  const specs = ['dist/test/kvm/**/*.test.js', 'dist/test/launch/**/*.test.js'].map((s) => path.join(ROOT, s));
+  // --no-config: the config's spec (every suite) would be added to these.
+  status = mocha(['--kvm', 'soft'], ['--no-config', '--timeout', '60000', '--reporter', 'spec', ...specs]) || status;
+}
+process.exitCode = status;
