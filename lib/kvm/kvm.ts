@@ -3,6 +3,7 @@ import { constants as osConstants } from 'node:os';
 
 import { SevArgumentError, SevClosedError, SevError } from '../errors';
 import { check } from '../flow';
+import { native } from '../native';
 import { KVM_CAP, VM_TYPE, VM_TYPE_NAMES, type VmTypeName } from './constants';
 import { kvmNative, type NativeKvm } from './native';
 import type { CpuidEntry } from './types';
@@ -35,8 +36,10 @@ export class Kvm {
     } catch (e) {
       const errno = (e as { errno?: number }).errno;
       if (typeof errno !== 'number') throw e;
+      // Under the emulator without a host KVM, the software KVM was the way: say why it is not.
+      const soft = native.emulator() !== null ? native.softkvmUnavailable() : null;
       const hints: Record<number, string> = {
-        [ENOENT]: 'no KVM: load kvm_amd / kvm_intel, or enable nested virtualisation',
+        [ENOENT]: soft ?? 'no KVM: load kvm_amd / kvm_intel, or enable nested virtualisation, or run under `sev-emu run`, whose software KVM needs none',
         [EACCES]: 'permission denied: add the user to the kvm group or run as root',
         [EPERM]: 'operation not permitted: add the user to the kvm group or run as root',
       };
