@@ -20,7 +20,7 @@ import { buildSecretPacket, computeMeasurement, createLaunchSession, macEqual, t
 import { SevPlatform } from '../lib/platform';
 import { exportChain } from '../lib/platform/ownership';
 import { native } from '../lib/native';
-import { ES_GUEST, esGuestRegs, esGuestSregs, esGuestVmsa, loadGuest } from './guest-images';
+import { ES_GUEST, esGuestLaunchDigest, loadGuest, startEsGuestVcpu } from './guest-images';
 
 const json = process.argv.includes('--json');
 const tty = process.stderr.isTTY && !json;
@@ -139,9 +139,7 @@ async function sevEsGuest(platform: SevPlatform, kvm: Kvm, owner: Owner, encrypt
     memory.bytes().set(image, ES_GUEST.code);
     const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
     const vcpu = vm.createVcpu(0);
-    vcpu.setCpuid(kvm.supportedCpuid());
-    vcpu.setSregs(esGuestSregs());
-    vcpu.setRegs(esGuestRegs());
+    startEsGuestVcpu(kvm, vcpu);
     const started = await launch.start({ policy: owner.policy, dhCert: owner.session.godhCert, session: owner.session.session });
     const code = Buffer.from(memory.bytes(ES_GUEST.code, 0x1000));
     await started.updateData(memory, ES_GUEST.code, 0x1000);
@@ -152,7 +150,7 @@ async function sevEsGuest(platform: SevPlatform, kvm: Kvm, owner: Owner, encrypt
     const status = await platform.status();
     const expected = computeMeasurement({
       apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: owner.policy.value,
-      tik: owner.session.tik, digest: createHash('sha256').update(code).update(esGuestVmsa().page).digest(), mnonce: measured.mnonce,
+      tik: owner.session.tik, digest: esGuestLaunchDigest(code), mnonce: measured.mnonce,
     });
     if (!macEqual(expected, measured.measurement)) throw new Error('SEV-ES measurement mismatch: no secret for this guest');
     say('owner', 'measurement verified, including the predicted initial VMSA (32-bit protected mode at 0x1000)');

@@ -1,11 +1,12 @@
 // The SEV-ES guests of the demo and the tests (guests/*.S, assembled by scripts/build-guests.sh
 // into build/guests/ at install time), with the vCPU state the VMM starts them in and the VMSA
 // the guest owner predicts from it.
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { buildVmsa, type Vmsa } from '../lib/owner';
-import type { RegsUpdate, Sregs } from '../lib/kvm';
+import type { Kvm, RegsUpdate, Sregs, Vcpu } from '../lib/kvm';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -48,7 +49,7 @@ export function loadGuest(name: string): GuestImage {
 const CODE32 = { base: 0n, limit: 0xffffffff, selector: 0x08, type: 0xb, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0 };
 const DATA32 = { ...CODE32, selector: 0x10, type: 0x3 };
 
-export function esGuestSregs(): Partial<Sregs> {
+function esGuestSregs(): Partial<Sregs> {
   return {
     cs: CODE32,
     ds: DATA32,
@@ -67,8 +68,20 @@ export function esGuestSregs(): Partial<Sregs> {
   };
 }
 
-export function esGuestRegs(): RegsUpdate {
+function esGuestRegs(): RegsUpdate {
   return { rip: ES_GUEST.code, rflags: 2, rsp: 0x9000, rdx: 0 };
+}
+
+/** Puts an SEV-ES guest's vCPU in its start state: KVM's CPUID, flat 32-bit protected mode at the code. */
+export function startEsGuestVcpu(kvm: Kvm, vcpu: Vcpu): void {
+  vcpu.setCpuid(kvm.supportedCpuid());
+  vcpu.setSregs(esGuestSregs());
+  vcpu.setRegs(esGuestRegs());
+}
+
+/** The launch digest the owner predicts: SHA-256 over the measured code page, then the VMSA. */
+export function esGuestLaunchDigest(code: Uint8Array): Buffer {
+  return createHash('sha256').update(code).update(esGuestVmsa().page).digest();
 }
 
 /**

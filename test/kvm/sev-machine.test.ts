@@ -12,7 +12,7 @@ import { SevError } from '../../lib/errors';
 import { GuestMemory, Kvm, type Vcpu, type Vm } from '../../lib/kvm';
 import { SevLaunch, type SevMode } from '../../lib/launch';
 import { SevPlatform } from '../../lib/platform';
-import { ES_GUEST, esGuestRegs, esGuestSregs, loadGuest } from '../../scripts/guest-images';
+import { ES_GUEST, loadGuest, startEsGuestVcpu } from '../../scripts/guest-images';
 import { memoryEncrypted, requireSevDevice, skipBecause } from '../helpers/env';
 import { CODE_ADDR, longMode, realMode, requireKvm } from './guest';
 
@@ -234,9 +234,7 @@ describe('SEV machine: encrypted memory and protected state', function () {
       vmType: 'default',
       setup: ({ kvm, memory, vcpu }) => {
         memory.bytes().set(guest.bytes, ES_GUEST.code);
-        vcpu.setCpuid(kvm.supportedCpuid());
-        vcpu.setSregs(esGuestSregs());
-        vcpu.setRegs(esGuestRegs());
+        startEsGuestVcpu(kvm, vcpu);
       },
       pages: [[ES_GUEST.code, 0x1000]],
     });

@@ -14,7 +14,7 @@ import { Policy, SevLaunch, type SevMode } from '../../lib/launch';
 import { buildSecretPacket, buildVmsa, computeMeasurement, createLaunchSession, parseAttestationReport, verifyAttestationReport } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
 import { emulated, memoryEncrypted, nodeScript, requireSevDevice, skipBecause, underFreshEmulator } from '../helpers/env';
-import { ES_GUEST, esGuestRegs, esGuestSregs, esGuestVmsa, loadGuest } from '../../scripts/guest-images';
+import { ES_GUEST, esGuestLaunchDigest, loadGuest, startEsGuestVcpu } from '../../scripts/guest-images';
 import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, realMode, requireKvm } from '../kvm/guest';
 
 const MEMORY_SIZE = 0x10000;
@@ -170,9 +170,7 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
       memory.bytes().set(image, ES_GUEST.code);
       const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
       const vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(kvm.supportedCpuid());
-      vcpu.setSregs(esGuestSregs());
-      vcpu.setRegs(esGuestRegs());
+      startEsGuestVcpu(kvm, vcpu);
       const started = await launch.start({ policy, dhCert: owner.godhCert, session: owner.session });
       const pages = { offset: ES_GUEST.code, length: 0x1000 };
       const code = Buffer.from(memory.bytes(pages.offset, pages.length));
@@ -181,7 +179,7 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
       const measured = await started.measure();
       const expected = computeMeasurement({
         apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: policy.value,
-        tik: owner.tik, digest: createHash('sha256').update(code).update(esGuestVmsa().page).digest(), mnonce: measured.mnonce,
+        tik: owner.tik, digest: esGuestLaunchDigest(code), mnonce: measured.mnonce,
       });
       assert.deepEqual(measured.measurement, expected);
       const secret = Buffer.alloc(48);
