@@ -83,6 +83,13 @@ export function hostKvmUnusable(): string | null {
   return report.hostKvm === 'usable' ? null : `/dev/kvm ${report.hostKvm}`;
 }
 
+/** Which KVM programs started under this emulator get for /dev/kvm (`sev-emu run --kvm`). */
+export function emulatorKvm(): 'soft' | 'host' {
+  const mode = process.env.SEV_EMU_KVM ?? 'auto';
+  if (mode === 'soft' || mode === 'host') return mode;
+  return hostKvmUnusable() === null ? 'host' : 'soft';
+}
+
 /** Node one-liner runner: executes `code` (CommonJS) with `lib` bound to the compiled library. */
 export function nodeScript(code: string): string[] {
   const lib = path.join(ROOT, 'dist', 'lib', 'index.js');

@@ -3,56 +3,101 @@
 // and export the PDH, the certificate chain and the chip id through /dev/sev — the same answers
 // the addon gets (cbitpos comes from the real CPUID instruction, which no preloaded library can
 // answer, so it is not compared); and QEMU runs guests: a tiny firmware writing to the debug
-// console, then SeaBIOS booting to its "no bootable device" end.
+// console; the same firmware as an SEV guest, launched by QEMU with the owner's session, its
+// measurement checked by the owner, a secret injected that the guest then prints; and SeaBIOS
+// booting to its "no bootable device" end.
 import * as assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { Policy } from '../../lib/launch';
+import { buildSecretPacket, computeMeasurement, createLaunchSession } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
-import { emulated, requireSevDevice, skipBecause } from '../helpers/env';
+import { emulated, emulatorKvm, requireSevDevice, skipBecause } from '../helpers/env';
 import { KVM_DEVICE } from '../kvm/guest';
 
 const QEMU = 'qemu-system-x86_64';
 
-/** Sends QMP commands in order and resolves with their answers. */
-function qmp(socketPath: string, commands: string[]): Promise<unknown[]> {
-  return new Promise((resolve, reject) => {
-    const answers: unknown[] = [];
-    let buffer = '';
-    let greeted = false;
-    const sock = net.connect(socketPath);
-    const next = () => {
-      const c = commands[answers.length];
-      if (c) sock.write(JSON.stringify({ execute: c }) + '\n');
-      else {
-        sock.end();
-        resolve(answers);
-      }
-    };
+interface SevCapabilities {
+  pdh: string;
+  'cert-chain': string;
+  'cpu0-id': string;
+  cbitpos: number;
+  'reduced-phys-bits': number;
+}
+
+/** A QMP connection: commands one at a time, events skipped. */
+class Qmp {
+  private buffer = '';
+  private waiting: ((msg: Record<string, unknown>) => void)[] = [];
+  private constructor(private readonly sock: net.Socket) {
     sock.on('data', (d) => {
-      buffer += d;
+      this.buffer += d;
       let i;
-      while ((i = buffer.indexOf('\n')) >= 0) {
-        const msg = JSON.parse(buffer.slice(0, i));
-        buffer = buffer.slice(i + 1);
-        if (!greeted) {
-          greeted = true;
-          next();
-        } else if ('return' in msg || 'error' in msg) {
-          answers.push(msg);
-          next();
-        }
+      while ((i = this.buffer.indexOf('\n')) >= 0) {
+        const msg = JSON.parse(this.buffer.slice(0, i));
+        this.buffer = this.buffer.slice(i + 1);
+        if ('QMP' in msg || 'return' in msg || 'error' in msg) this.waiting.shift()?.(msg);
       }
     });
-    sock.on('error', reject);
-  });
+  }
+
+  static async connect(socketPath: string): Promise<Qmp> {
+    await waitForSocket(socketPath);
+    const sock = net.connect(socketPath);
+    const qmp = new Qmp(sock);
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      qmp.waiting.push(() => resolve()); // the greeting
+    });
+    await qmp.call('qmp_capabilities');
+    return qmp;
+  }
+
+  /** Runs one command; resolves with its `return`, rejects with its `error`. */
+  call<T = unknown>(execute: string, args?: Record<string, unknown>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push((msg) => ('error' in msg ? reject(new Error(`${execute}: ${JSON.stringify(msg.error)}`)) : resolve(msg.return as T)));
+      this.sock.write(JSON.stringify({ execute, ...(args ? { arguments: args } : {}) }) + '\n');
+    });
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
 }
 
 async function waitForSocket(p: string): Promise<void> {
   for (let i = 0; i < 100 && !fs.existsSync(p); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+/**
+ * A 64 KiB firmware for QEMU's -bios: at the reset vector, jmp 0xe000, where it writes the
+ * NUL-terminated string at 0xe100 of the image to the debug console (port 0x402), then the one at
+ * guest-physical 0x8000 of RAM, and halts. In real mode every access is private to an SEV guest.
+ */
+function firmware(text: string): Buffer {
+  const image = Buffer.alloc(0x10000, 0xff);
+  Buffer.from([
+    0xba, 0x02, 0x04, //       mov dx, 0x402
+    0xbe, 0x00, 0xe1, //       mov si, 0xe100
+    0x2e, 0xac, //       rom:  cs lodsb
+    0x84, 0xc0, 0x74, 0x03, // test al, al; jz ram
+    0xee, 0xeb, 0xf7, //       out dx, al; jmp rom
+    0x31, 0xc0, 0x8e, 0xd8, // ram: xor ax, ax; mov ds, ax
+    0xbe, 0x00, 0x80, //       mov si, 0x8000
+    0xac, 0x84, 0xc0, //       l: lodsb; test al, al
+    0x74, 0x03, 0xee, 0xeb, 0xf8, // jz h; out dx, al; jmp l
+    0xf4, 0xeb, 0xfd, //       h: hlt; jmp h
+  ]).copy(image, 0xe000);
+  image.write(`${text}\0`, 0xe100, 'latin1');
+  image.writeUInt8(0xe9, 0xfff0); // jmp near 0xe000
+  image.writeUInt16LE((0xe000 - 0xfff3) & 0xffff, 0xfff1);
+  return image;
 }
 
 /**
@@ -101,16 +146,13 @@ describe('QEMU under the emulator', function () {
     });
     const platform = SevPlatform.open();
     try {
-      await waitForSocket(sock);
-      const [caps] = (await qmp(sock, ['qmp_capabilities', 'query-sev-capabilities', 'quit'])).slice(1) as Array<{
-        return?: { pdh: string; 'cert-chain': string; 'cpu0-id': string };
-        error?: { desc: string };
-      }>;
-      assert.ok(caps.return, JSON.stringify(caps));
+      const qmp = await Qmp.connect(sock);
+      const caps = await qmp.call<SevCapabilities>('query-sev-capabilities');
+      qmp.close();
       const e = await platform.pdhCertExport();
-      assert.deepEqual(Buffer.from(caps.return.pdh, 'base64'), e.pdh);
-      assert.deepEqual(Buffer.from(caps.return['cert-chain'], 'base64'), e.chain);
-      assert.deepEqual(Buffer.from(caps.return['cpu0-id'], 'base64'), (await platform.getId()).subarray(0, 64));
+      assert.deepEqual(Buffer.from(caps.pdh, 'base64'), e.pdh);
+      assert.deepEqual(Buffer.from(caps['cert-chain'], 'base64'), e.chain);
+      assert.deepEqual(Buffer.from(caps['cpu0-id'], 'base64'), (await platform.getId()).subarray(0, 64));
     } finally {
       platform.close();
       qemu.kill();
@@ -119,21 +161,93 @@ describe('QEMU under the emulator', function () {
   });
 
   it('runs a guest: a 64 KiB firmware\'s string reaches the debug console through port I/O', async () => {
-    // At the reset vector, jmp 0xe000: mov dx, 0x402; mov si, 0xe100; l: cs lodsb; test al, al;
-    // jz h; out dx, al; jmp l; h: hlt; jmp h — the string at 0xe100 of the image.
-    const image = Buffer.alloc(0x10000, 0xff);
-    Buffer.from([0xba, 0x02, 0x04, 0xbe, 0x00, 0xe1, 0x2e, 0xac, 0x84, 0xc0, 0x74, 0x03, 0xee, 0xeb, 0xf7, 0xf4, 0xeb, 0xfd]).copy(image, 0xe000);
     const text = `firmware on ${os.hostname()} says ${Date.now()}\n`;
-    image.write(`${text}\0`, 0xe100, 'latin1');
-    image.writeUInt8(0xe9, 0xfff0);
-    image.writeUInt16LE((0xe000 - 0xfff3) & 0xffff, 0xfff1);
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-fw-'));
     try {
       const bios = path.join(dir, 'bios.bin');
-      fs.writeFileSync(bios, image);
+      fs.writeFileSync(bios, firmware(text));
       const r = await runQemuGuest(['-bios', bios], text, 30_000);
       assert.equal(r.output, text, r.stderr);
     } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('launches an SEV guest: the owner\'s session, the measurement verified, the secret injected and printed by the guest', async function () {
+    this.timeout(120_000);
+    const platform = SevPlatform.open();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-qemu-launch-'));
+    let qemu: ReturnType<typeof spawn> | null = null;
+    let qmp: Qmp | null = null;
+    try {
+      const status = await platform.status();
+      const policy = Policy.from({ noDebug: true });
+      const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
+      const image = firmware('guest: ');
+      const files = { bios: path.join(dir, 'bios.bin'), godh: path.join(dir, 'godh.b64'), session: path.join(dir, 'session.b64'),
+        log: path.join(dir, 'debugcon.txt'), sock: path.join(dir, 'qmp.sock'), host: path.join(dir, 'host-view.bin') };
+      fs.writeFileSync(files.bios, image);
+      fs.writeFileSync(files.godh, owner.godhCert.toString('base64'));
+      fs.writeFileSync(files.session, owner.session.toString('base64'));
+      // cbitpos must be what QEMU reads from the real CPUID; it says which in its capabilities.
+      const probe = spawn(QEMU, ['-machine', 'q35,accel=kvm', '-nodefaults', '-display', 'none', '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: 'ignore', env: process.env });
+      let caps: SevCapabilities;
+      try {
+        const q = await Qmp.connect(files.sock);
+        caps = await q.call<SevCapabilities>('query-sev-capabilities');
+        q.close();
+      } finally {
+        probe.kill('SIGKILL');
+        await new Promise((r) => probe.once('exit', r));
+        fs.rmSync(files.sock, { force: true });
+      }
+      qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
+        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${caps.cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
+        '-bios', files.bios, '-chardev', `file,id=con,path=${files.log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=con',
+        '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+      let stderr = '';
+      qemu.stderr!.on('data', (d) => (stderr += d));
+      qmp = await Qmp.connect(files.sock);
+      // QEMU has run LAUNCH_START with the owner's session and LAUNCH_UPDATE_DATA on the firmware.
+      const blob = Buffer.from((await qmp.call<{ data: string }>('query-sev-launch-measure')).data, 'base64');
+      const measurement = blob.subarray(0, 32);
+      const expected = computeMeasurement({
+        apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: policy.value,
+        tik: owner.tik, digest: createHash('sha256').update(image).digest(), mnonce: blob.subarray(32, 48),
+      });
+      assert.deepEqual(measurement, expected, `the owner's prediction; QEMU said: ${stderr}`);
+      const secret = Buffer.alloc(48);
+      secret.write(`released to ${measurement.toString('hex', 0, 6)}`);
+      const packet = buildSecretPacket(owner, measurement, secret);
+      await qmp.call('sev-inject-launch-secret', {
+        'packet-header': packet.header.toString('base64'), secret: packet.ciphertext.toString('base64'), gpa: 0x8000,
+      });
+      // The host's view of the firmware (at the top of 4 GiB): ciphertext on the software KVM; the
+      // image itself on the host's KVM, where the emulator keeps guest memory plaintext.
+      await qmp.call('pmemsave', { val: 0x1_0000_0000 - image.length, size: image.length, filename: files.host });
+      const hostView = fs.readFileSync(files.host);
+      if (emulatorKvm() === 'soft') {
+        assert.notDeepEqual(hostView, image);
+        assert.equal(hostView.indexOf(Buffer.from('guest: ')), -1, 'the firmware\'s string is not in the host\'s view');
+      } else {
+        assert.deepEqual(hostView, image);
+      }
+      await qmp.call('cont'); // LAUNCH_FINISH, then the guest runs
+      const want = `guest: ${secret.toString('latin1').replace(/\0+$/, '')}`;
+      for (const end = Date.now() + 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        if (fs.existsSync(files.log) && fs.readFileSync(files.log, 'latin1') === want) break;
+      }
+      assert.equal(fs.existsSync(files.log) ? fs.readFileSync(files.log, 'latin1') : '', want, stderr);
+      const sev = await qmp.call<{ state: string; policy: number }>('query-sev');
+      assert.equal(sev.state, 'running');
+      assert.equal(sev.policy, policy.value);
+    } finally {
+      qmp?.close();
+      if (qemu) {
+        qemu.kill('SIGKILL');
+        if (qemu.exitCode === null) await new Promise((r) => qemu!.once('exit', r));
+      }
+      platform.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
