@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -52,6 +53,39 @@ void note_dup(int oldfd, int newfd) {
 }
 
 mode_t va_mode(int flags, va_list ap) { return takes_mode(flags) ? va_arg(ap, mode_t) : 0; }
+
+// fopen's mode string as open flags (man 3 fopen): r, w, a, with +, and glibc's e (O_CLOEXEC).
+int fopen_flags(const char* mode) {
+  int flags = 0;
+  switch (mode[0]) {
+    case 'r': flags = O_RDONLY; break;
+    case 'w': flags = O_WRONLY | O_CREAT | O_TRUNC; break;
+    case 'a': flags = O_WRONLY | O_CREAT | O_APPEND; break;
+    default: return -1;
+  }
+  for (const char* m = mode + 1; *m; m++) {
+    if (*m == '+') flags = (flags & ~O_ACCMODE) | O_RDWR;
+    if (*m == 'e') flags |= O_CLOEXEC;
+  }
+  return flags;
+}
+
+// glibc's fopen opens through an internal call the preload cannot see: emulated paths
+// (/proc/cpuinfo, /dev/sev, ...) are opened here and wrapped with fdopen.
+FILE* do_fopen(const char* path, const char* mode, FILE* (*real_fopen)(const char*, const char*)) {
+  const int flags = mode ? fopen_flags(mode) : -1;
+  int fd;
+  if (flags < 0 || !open_emulated(path, flags, &fd)) return real_fopen(path, mode);
+  if (fd < 0) return nullptr;
+  FILE* f = fdopen(fd, mode);
+  if (!f) {
+    const int e = errno;
+    fd_table::remove(fd);
+    real::close(fd);
+    errno = e;
+  }
+  return f;
+}
 
 }  // namespace
 
@@ -98,6 +132,9 @@ EXPORT int __openat_2(int dirfd, const char* path, int flags) {
 EXPORT int __openat64_2(int dirfd, const char* path, int flags) {
   return do_openat(dirfd, path, flags | O_LARGEFILE, 0);
 }
+
+EXPORT FILE* fopen(const char* path, const char* mode) { return do_fopen(path, mode, real::fopen); }
+EXPORT FILE* fopen64(const char* path, const char* mode) { return do_fopen(path, mode, real::fopen64); }
 
 EXPORT int close(int fd) {
   fd_table::remove(fd);

@@ -38,6 +38,8 @@ SLOT(fcntl);
 SLOT(access);
 SLOT(faccessat);
 SLOT(close_range);
+SLOT(fopen);
+SLOT(fopen64);
 #undef SLOT
 
 }  // namespace
@@ -101,6 +103,18 @@ int close_range(unsigned first, unsigned last, int flags) {
   errno = ENOSYS;
   return -1;
 #endif
+}
+
+FILE* fopen(const char* path, const char* mode) {
+  using Fn = FILE* (*)(const char*, const char*);
+  if (auto f = resolve<Fn>(g_fopen, "fopen")) return f(path, mode);
+  errno = ENOSYS;
+  return nullptr;
+}
+FILE* fopen64(const char* path, const char* mode) {
+  using Fn = FILE* (*)(const char*, const char*);
+  if (auto f = resolve<Fn>(g_fopen64, "fopen64")) return f(path, mode);
+  return fopen(path, mode);
 }
 
 }  // namespace sevemu::real

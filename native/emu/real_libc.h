@@ -3,6 +3,7 @@
 // interposed names, so internal I/O cannot recurse into the emulator.
 #pragma once
 
+#include <stdio.h>
 #include <sys/types.h>
 
 namespace sevemu::real {
@@ -18,5 +19,7 @@ int fcntl(int fd, int cmd, long arg);
 int access(const char* path, int mode);
 int faccessat(int dirfd, const char* path, int mode, int flags);
 int close_range(unsigned first, unsigned last, int flags);
+FILE* fopen(const char* path, const char* mode);
+FILE* fopen64(const char* path, const char* mode);
 
 }  // namespace sevemu::real

@@ -2,10 +2,12 @@
 // /proc/cpuinfo and `sev ok` describe that generation's EPYC, whatever CPU the tests run on.
 // Leaf 0x8000001F is checked against generation.cc's table, its single source.
 import * as assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { ROOT, SEV_BIN, underFreshEmulator } from '../helpers/env';
+import { haveCompiler, ROOT, SEV_BIN, skipBecause, underFreshEmulator } from '../helpers/env';
 
 interface GenerationRow {
   name: string;
@@ -168,4 +170,32 @@ describe('emulated CPU: the emulated EPYC, whatever the real CPU', function () {
       });
     });
   }
+
+  it('C programs reading /proc/cpuinfo through stdio (fopen, fopen64) see the emulated part too', function () {
+    if (!haveCompiler()) skipBecause(this, 'no C compiler (cc)');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-cpuinfo-'));
+    try {
+      const src = path.join(dir, 'model.c');
+      fs.writeFileSync(src, `#include <stdio.h>
+#include <string.h>
+int main(void) {
+  FILE *f = fopen("/proc/cpuinfo", "re");
+  char line[512];
+  if (!f) return 2;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "model name", 10) == 0) { fputs(strchr(line, ':') + 2, stdout); break; }
+  return fclose(f) == 0 ? 0 : 3;
+}
+`);
+      for (const [name, flags] of [['fopen', []], ['fopen64', ['-D_FILE_OFFSET_BITS=64']]] as const) {
+        const bin = path.join(dir, name);
+        execFileSync('cc', ['-O2', ...flags, '-o', bin, src]);
+        const r = underFreshEmulator(['--generation', 'genoa'], [bin]);
+        assert.equal(r.status, 0, r.stderr);
+        assert.equal(r.stdout.trim(), PARTS.genoa.brand, name);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
