@@ -407,6 +407,51 @@ static void launch(int kvm, int es, int legacy_init) {
   CHECK(guest_count() == before - 1, "%s: closing the VM decommissions the guest", name);
 }
 
+/*
+ * The userspace irqchip protocol, as QEMU drives it without an in-kernel APIC: KVM_INTERRUPT
+ * queues a vector (a second one: EEXIST), delivered once the guest sets IF; with IF clear and
+ * request_interrupt_window set, KVM_RUN returns KVM_EXIT_IRQ_WINDOW_OPEN when the guest opens
+ * the window (after the instruction following STI), with ready_for_interrupt_injection set.
+ */
+static void irq(int kvm) {
+  struct vm v = {.vcpu = -1};
+  if (create_vm(kvm, 0, &v) < 0 || create_vcpu(kvm, &v) < 0) {
+    CHECK(0, "irq: VM and vCPU (%s)", strerror(errno));
+    return;
+  }
+  /* cli; mov cx, 3; loop $; sti; nop; out 0x10, al; hlt. Vector 0x20 -> 0:0x1100: out 0x66, al; hlt */
+  static const uint8_t code[] = {0xfa, 0xb9, 0x03, 0x00, 0xe2, 0xfe, 0xfb, 0x90, 0xe6, 0x10, 0xf4};
+  static const uint8_t handler[] = {0xe6, 0x66, 0xf4};
+  memcpy(v.mem + CODE_GPA, code, sizeof code);
+  memcpy(v.mem + 0x1100, handler, sizeof handler);
+  put32(v.mem + 0x20 * 4, 0x1100);
+  struct kvm_regs r;
+  ioctl(v.vcpu, KVM_GET_REGS, &r);
+  r.rsp = 0x8000;
+  ioctl(v.vcpu, KVM_SET_REGS, &r);
+  v.run->request_interrupt_window = 1;
+  int rc = ioctl(v.vcpu, KVM_RUN, 0);
+  ioctl(v.vcpu, KVM_GET_REGS, &r);
+  CHECK(rc == 0 && v.run->exit_reason == KVM_EXIT_IRQ_WINDOW_OPEN && r.rip == 0x1008 && v.run->if_flag &&
+            v.run->ready_for_interrupt_injection,
+        "IF clear + request_interrupt_window: IRQ_WINDOW_OPEN after sti; nop (exit %u, rip 0x%llx)",
+        v.run->exit_reason, (unsigned long long)r.rip);
+  v.run->request_interrupt_window = 0;
+  struct kvm_interrupt i = {.irq = 0x20};
+  CHECK(ioctl(v.vcpu, KVM_INTERRUPT, &i) == 0, "KVM_INTERRUPT 0x20");
+  i.irq = 0x21;
+  CHECK(ioctl(v.vcpu, KVM_INTERRUPT, &i) < 0 && errno == EEXIST, "a second KVM_INTERRUPT before delivery: EEXIST");
+  i.irq = 256;
+  CHECK(ioctl(v.vcpu, KVM_INTERRUPT, &i) < 0 && errno == EINVAL, "KVM_INTERRUPT 256: EINVAL");
+  rc = ioctl(v.vcpu, KVM_RUN, 0);
+  uint16_t ip;
+  memcpy(&ip, v.mem + 0x8000 - 6, 2);
+  CHECK(rc == 0 && v.run->exit_reason == KVM_EXIT_IO && v.run->io.port == 0x66 && ip == 0x1008,
+        "the interrupt runs its IVT handler, the frame holding the interrupted IP (port 0x%x, ip 0x%x)",
+        v.run->io.port, ip);
+  destroy_vm(&v);
+}
+
 static void fuzz(int kvm) {
   int err;
   uint32_t fw;
@@ -565,6 +610,7 @@ int main(int argc, char **argv) {
       CHECK(ioctl(kvm, KVM_CREATE_VM, X86_SEV_ES_VM) < 0 && errno == EINVAL, "no SEV-ES here: type 3 -> EINVAL");
     }
   }
+  if (!strcmp(mode, "all") || !strcmp(mode, "irq")) irq(kvm);
   if (!strcmp(mode, "all") || !strcmp(mode, "fuzz")) fuzz(kvm);
   if (!strcmp(mode, "memlock")) memlock(kvm);
   if (!strcmp(mode, "bench")) bench(kvm, argc > 2 ? (unsigned)atoi(argv[2]) : 256);

@@ -84,6 +84,26 @@ describe('kvm: the vCPU as KVM presents it', function () {
     }
   });
 
+  it('a pending interrupt (SET_SREGS interrupt_bitmap) is delivered through the IVT once IF is set, after the STI shadow', () => {
+    // cli; mov cx, 3; loop $; sti; nop; out 0x10, al; hlt — vector 0x20's handler: out 0x66, al; hlt
+    const code = [0xfa, 0xb9, 0x03, 0x00, 0xe2, 0xfe, 0xfb, 0x90, 0xe6, 0x10, 0xf4];
+    for (const [rflags, frameIp] of [[0x2n, 0x1008], [0x202n, 0x1000]] as const) {
+      const g = realModeWithHandler(code, 0x20, [0xe6, 0x66, 0xf4]);
+      try {
+        g.vcpu.setRegs({ rflags });
+        g.vcpu.setSregs({ interruptBitmap: [1n << 0x20n, 0n, 0n, 0n] });
+        const e = g.vcpu.runSync();
+        assert.ok(e.reason === 'IO' && e.port === 0x66, `rflags ${rflags}: ${show(e)}`);
+        const frame = g.memory.view();
+        assert.equal(frame.readUInt16LE(0x8000 - 6), frameIp, 'the interrupted IP');
+        assert.equal(frame.readUInt16LE(0x8000 - 2) & 0x200, 0x200, 'IF was set when it was taken');
+        assert.deepEqual(g.vcpu.getSregs().interruptBitmap, [0n, 0n, 0n, 0n], 'no longer pending');
+      } finally {
+        g.close();
+      }
+    }
+  });
+
   it('a fault with no way to deliver it is a triple fault: KVM_EXIT_SHUTDOWN', () => {
     const g = longModeGuest([0x0f, 0x0b]); // ud2 with an empty IDT
     try {

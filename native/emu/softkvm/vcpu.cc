@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -349,10 +350,12 @@ void SoftVcpu::on_block(uint64_t addr, uint32_t size) {
       break;
     }
     if (intercepted(in) && !exits_.count(addr + off)) found.push_back(addr + off);
+    if (window_mode_ && sets_if(in) && window_exits_.insert(addr + off).second) found.push_back(addr + off);
     off += in.length;
   }
   if (found.empty()) return;
-  exits_.insert(found.begin(), found.end());
+  for (uint64_t a : found)
+    if (!window_exits_.count(a)) exits_.insert(a);
   exits_changed_ = true;
   rescan_addr_ = addr;
   rescan_size_ = size;
@@ -384,6 +387,8 @@ bool SoftVcpu::on_invalid_insn() {
 void SoftVcpu::apply_exits() {
   if (!exits_changed_) return;
   std::vector<uint64_t> v(exits_.begin(), exits_.end());
+  if (window_mode_) v.insert(v.end(), window_exits_.begin(), window_exits_.end());
+  if (suppressed_exit_) v.erase(std::remove(v.begin(), v.end(), suppressed_exit_), v.end());
   if (step_exit_) v.push_back(step_exit_);
   uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_UC_EXITS, 2), v.data(), v.size());
   exits_changed_ = false;
@@ -475,12 +480,34 @@ long SoftVcpu::run() {
       result = -EINTR;
       break;
     }
+    // Userspace irqchip (x86.c kvm_check_and_inject_events, vcpu_run): a queued KVM_INTERRUPT
+    // is delivered once the guest takes interrupts; the VMM's request for the window ends the
+    // run with KVM_EXIT_IRQ_WINDOW_OPEN once it is open. Until then, IF setters are exits.
+    const bool waiting = pending_irq_ >= 0 || run_->request_interrupt_window;
+    if (waiting && interrupt_allowed()) {
+      set_window_mode(false);
+      if (pending_irq_ >= 0) {
+        const uint8_t v = uint8_t(pending_irq_);
+        pending_irq_ = -1;
+        n = deliver(v, false, 0, false);
+        continue;
+      }
+      run_->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
+      break;
+    }
+    set_window_mode(waiting);
     const uint64_t la = linear_rip();
     if (exits_.count(la)) {
+      irq_shadow_ = false;
       n = emulate_at(la);
       continue;
     }
+    if (irq_shadow_ || (window_mode_ && window_exits_.count(la))) {
+      n = step_native();
+      continue;
+    }
     uc_err err = execute();
+    irq_shadow_ = false;
     n = handle_stop(stop_, err);
   }
   {
@@ -490,7 +517,7 @@ long SoftVcpu::run() {
   run_->if_flag = (reg(UC_X86_REG_RFLAGS) >> 9) & 1;
   run_->cr8 = cr8_;
   run_->apic_base = apic_base_;
-  run_->ready_for_interrupt_injection = run_->if_flag && pending_irq_ < 0;
+  run_->ready_for_interrupt_injection = run_->if_flag && !irq_shadow_ && pending_irq_ < 0;
   if (n == Next::kError) result = run_error_ ? run_error_ : -EFAULT;
   run_error_ = 0;
   return result;
@@ -627,6 +654,50 @@ SoftVcpu::Next SoftVcpu::mmio_step(Probe p) {
 
 // Runs exactly the instruction at RIP (a temporary Unicorn exit after it) with the probe set,
 // after saving the CPU state in `snapshot_` (restored before returning when `undo`).
+// RFLAGS.IF, and no STI / MOV SS shadow (svm_interrupt_allowed, for a guest without GIF games).
+bool SoftVcpu::interrupt_allowed() { return !irq_shadow_ && (reg(UC_X86_REG_RFLAGS) & (1u << 9)); }
+
+void SoftVcpu::set_window_mode(bool on) {
+  if (on == window_mode_) return;
+  window_mode_ = on;
+  if (!on) window_exits_.clear();
+  // Translated blocks were scanned with the other rule: translate and scan them again.
+  uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+  scanned_.clear();
+  exits_changed_ = true;
+}
+
+// Runs the instruction at RIP natively, alone, even where it is a window exit; an STI, MOV SS or
+// POP SS leaves the interrupt shadow over the next instruction.
+SoftVcpu::Next SoftVcpu::step_native() {
+  const uint64_t la = linear_rip();
+  uint8_t bytes[15];
+  uint64_t pf_addr;
+  uint32_t pf_err;
+  size_t avail = sizeof bytes;
+  while (avail && !read_linear(la, bytes, avail, Access::kFetch, &pf_addr, &pf_err)) avail--;
+  X86Insn in;
+  const bool decoded = avail && decode_x86(bytes, avail, code_mode(), &in);
+  const bool shadow = decoded && !in.vex && in.map == 0 &&
+                      (in.opcode == 0xfb || in.opcode == 0x17 || (in.opcode == 0x8e && ((in.modrm >> 3) & 7) == 2));
+  if (window_exits_.count(la)) {
+    suppressed_exit_ = la;
+    exits_changed_ = true;
+    drop_translation(la, decoded ? in.length : 1);
+  }
+  Probe none;
+  none.page = ~0ull;  // no page is behind the probe
+  StepResult r = step(none, false);
+  if (suppressed_exit_) {
+    suppressed_exit_ = 0;
+    exits_changed_ = true;
+    apply_exits();
+    drop_translation(la, decoded ? in.length : 1);
+  }
+  irq_shadow_ = r.completed && shadow;
+  return r.completed ? Next::kContinue : r.next;
+}
+
 SoftVcpu::StepResult SoftVcpu::step(const Probe& p, bool undo) {
   StepResult r;
   const uint64_t la = linear_rip();

@@ -169,6 +169,7 @@ class SoftVcpu : public PageTableMemory {
 
   // vcpu_insn.cc: intercepted instructions and exception delivery.
   static bool intercepted_always(const X86Insn& in);
+  static bool sets_if(const X86Insn& in);
   bool intercepted(const X86Insn& in) const;
   Next emulate_at(uint64_t linear);
   Next emulate_io(const X86Insn& in);
@@ -223,6 +224,9 @@ class SoftVcpu : public PageTableMemory {
   long set_debugregs(const kvm_debugregs& d);
   long translate_gva(unsigned long arg);
   long interrupt(unsigned long arg);
+  bool interrupt_allowed();
+  void set_window_mode(bool on);
+  Next step_native();
 
   SoftVm* vm_;
   const uint32_t id_;
@@ -247,6 +251,12 @@ class SoftVcpu : public PageTableMemory {
   std::unordered_set<uint64_t> scanned_;
   uint64_t rescan_addr_ = 0, rescan_size_ = 0;
   uint64_t step_exit_ = 0;  // a temporary exit to run exactly one instruction
+  // Userspace irqchip: while an interrupt waits (KVM_INTERRUPT) or the VMM asked for the window,
+  // instructions that can set IF (STI, POPF, IRET) are exits too, stepped one at a time.
+  bool window_mode_ = false;
+  std::set<uint64_t> window_exits_;
+  uint64_t suppressed_exit_ = 0;  // an exit address being stepped over natively
+  bool irq_shadow_ = false;       // the last instruction was STI / MOV SS / POP SS
 
   // Why Unicorn stopped.
   Stop stop_ = Stop::kNone;

@@ -78,6 +78,11 @@ SegmentCache descriptor_cache(uint16_t selector, uint64_t lo, uint64_t hi) {
 
 }  // namespace
 
+// STI, POPF, IRET: the instructions that can set RFLAGS.IF.
+bool SoftVcpu::sets_if(const X86Insn& in) {
+  return !in.vex && in.map == 0 && (in.opcode == 0xfb || in.opcode == 0x9d || in.opcode == 0xcf);
+}
+
 bool SoftVcpu::intercepted_always(const X86Insn& in) {
   switch (kind_of(in)) {
     case Kind::kIo: case Kind::kStringIo: case Kind::kHlt: case Kind::kRdmsr: case Kind::kWrmsr:
