@@ -222,6 +222,37 @@ describe('kvm: running guests (/dev/kvm)', function () {
     }
   });
 
+  it('kicks land between instructions: a loop with stack accesses keeps its stack balanced across 1500 kicks', async () => {
+    // l: add rsp, 0x40; mov rbx, [rsp]; mov [rsp], rbx; sub rsp, 0x40; inc rax; jmp l
+    const kvm = Kvm.open(KVM_DEVICE);
+    const vm = kvm.createVm();
+    const memory = GuestMemory.create(2 * 1024 * 1024);
+    try {
+      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+      writeIdentityPageTables(memory);
+      memory.bytes().set([0x48, 0x83, 0xc4, 0x40, 0x48, 0x8b, 0x1c, 0x24, 0x48, 0x89, 0x1c, 0x24, 0x48, 0x83, 0xec, 0x40,
+        0x48, 0xff, 0xc0, 0xeb, 0xeb], CODE_ADDR);
+      const vcpu = vm.createVcpu(0);
+      vcpu.setCpuid(kvm.supportedCpuid());
+      longMode(vcpu);
+      vcpu.setRegs({ rsp: 0x8000n, rax: 0n });
+      for (let i = 0; i < 1500; i++) {
+        const run = vcpu.run();
+        setImmediate(() => vcpu.kick());
+        assert.equal((await run).reason, 'INTR');
+        const r = vcpu.getRegs();
+        // Between instructions, RSP is 0x8000 except right after the add (RIP at the load or the store).
+        const inside = r.rip === BigInt(CODE_ADDR + 4) || r.rip === BigInt(CODE_ADDR + 8) || r.rip === BigInt(CODE_ADDR + 12);
+        assert.equal(r.rsp, inside ? 0x8040n : 0x8000n, `kick ${i}: rip 0x${r.rip.toString(16)}`);
+      }
+      assert.ok(vcpu.getRegs().rax > 0n, 'the loop ran');
+    } finally {
+      vm.close();
+      memory.release();
+      kvm.close();
+    }
+  });
+
   it('closing the Vm of an endlessly running guest kicks it out and releases everything', async () => {
     const fds = openFdCount();
     const g = realModeGuest(SPIN_FOREVER);

@@ -400,15 +400,13 @@ void SoftVcpu::drop_translation(uint64_t addr, uint64_t len) {
   uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0));  // the lookup's TLB entry (see fill_hook)
 }
 
-void SoftVcpu::kick() {
-  kicked_.store(true);
-  if (running_.load()) uc_.emu_stop(uc);
-}
+// Both only raise a flag: the block hook (on_block) stops the engine at the next block, before
+// the block runs. uc_emu_stop from another thread or a signal handler is not safe: measured, a
+// block with a memory access then ends part-way with RIP rewound to its start, so the
+// instructions before the access run twice (an `add rsp` doubled, a `ret` to garbage).
+void SoftVcpu::kick() { kicked_.store(true); }
 
-void SoftVcpu::stop_for_memory_change() {
-  internal_stop_.store(true);
-  if (running_.load()) uc_.emu_stop(uc);
-}
+void SoftVcpu::stop_for_memory_change() { internal_stop_.store(true); }
 
 // Encrypts the private pages this run wrote back into the VMM's mapping. Caller holds a RunGuard.
 void SoftVcpu::flush_private_writes() {
