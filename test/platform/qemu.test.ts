@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { Policy } from '../../lib/launch';
 import { buildSecretPacket, computeMeasurement, createLaunchSession } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
-import { emulated, emulatorKvm, requireSevDevice, skipBecause } from '../helpers/env';
+import { emulated, emulatorKvm, requireSevDevice, sev, skipBecause } from '../helpers/env';
 import { KVM_DEVICE } from '../kvm/guest';
 
 const QEMU = 'qemu-system-x86_64';
@@ -28,6 +28,24 @@ interface SevCapabilities {
   'cpu0-id': string;
   cbitpos: number;
   'reduced-phys-bits': number;
+}
+
+const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE.fd';
+const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS.fd';
+
+/** cbitpos as QEMU reads it from the real CPUID (its capabilities say which): a short QEMU run. */
+async function qemuCbitpos(dir: string): Promise<number> {
+  const sock = path.join(dir, 'probe.sock');
+  const probe = spawn(QEMU, ['-machine', 'q35,accel=kvm', '-nodefaults', '-display', 'none', '-S', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: 'ignore', env: process.env });
+  try {
+    const q = await Qmp.connect(sock);
+    const caps = await q.call<SevCapabilities>('query-sev-capabilities');
+    q.close();
+    return caps.cbitpos;
+  } finally {
+    probe.kill('SIGKILL');
+    await new Promise((r) => probe.once('exit', r));
+  }
 }
 
 /** A QMP connection: commands one at a time, events skipped. */
@@ -189,20 +207,9 @@ describe('QEMU under the emulator', function () {
       fs.writeFileSync(files.bios, image);
       fs.writeFileSync(files.godh, owner.godhCert.toString('base64'));
       fs.writeFileSync(files.session, owner.session.toString('base64'));
-      // cbitpos must be what QEMU reads from the real CPUID; it says which in its capabilities.
-      const probe = spawn(QEMU, ['-machine', 'q35,accel=kvm', '-nodefaults', '-display', 'none', '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: 'ignore', env: process.env });
-      let caps: SevCapabilities;
-      try {
-        const q = await Qmp.connect(files.sock);
-        caps = await q.call<SevCapabilities>('query-sev-capabilities');
-        q.close();
-      } finally {
-        probe.kill('SIGKILL');
-        await new Promise((r) => probe.once('exit', r));
-        fs.rmSync(files.sock, { force: true });
-      }
+      const cbitpos = await qemuCbitpos(dir);
       qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
-        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${caps.cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
+        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
         '-bios', files.bios, '-chardev', `file,id=con,path=${files.log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=con',
         '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
       let stderr = '';
@@ -241,6 +248,55 @@ describe('QEMU under the emulator', function () {
       const sev = await qmp.call<{ state: string; policy: number }>('query-sev');
       assert.equal(sev.state, 'running');
       assert.equal(sev.policy, policy.value);
+    } finally {
+      qmp?.close();
+      if (qemu) {
+        qemu.kill('SIGKILL');
+        if (qemu.exitCode === null) await new Promise((r) => qemu!.once('exit', r));
+      }
+      platform.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('launches OVMF as an SEV guest: the measurement QEMU reports is the one `sev measurement build` predicts', async function () {
+    this.timeout(120_000);
+    if (!fs.existsSync(OVMF_CODE)) skipBecause(this, `${OVMF_CODE} is not installed (apt-get install ovmf)`);
+    const platform = SevPlatform.open();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-qemu-ovmf-'));
+    let qemu: ReturnType<typeof spawn> | null = null;
+    let qmp: Qmp | null = null;
+    try {
+      const status = await platform.status();
+      const policy = Policy.from({ noDebug: true, noKeySharing: true });
+      const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
+      const files = { godh: path.join(dir, 'godh.b64'), session: path.join(dir, 'session.b64'), vars: path.join(dir, 'vars.fd'), sock: path.join(dir, 'qmp.sock') };
+      fs.writeFileSync(files.godh, owner.godhCert.toString('base64'));
+      fs.writeFileSync(files.session, owner.session.toString('base64'));
+      fs.copyFileSync(OVMF_VARS, files.vars);
+      const cbitpos = await qemuCbitpos(dir);
+      qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
+        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
+        '-drive', `if=pflash,format=raw,unit=0,file=${OVMF_CODE},readonly=on`, '-drive', `if=pflash,format=raw,unit=1,file=${files.vars}`,
+        '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+      let stderr = '';
+      qemu.stderr!.on('data', (d) => (stderr += d));
+      qmp = await Qmp.connect(files.sock).catch((e) => {
+        throw new Error(`${e}: ${stderr}`);
+      });
+      const blob = (await qmp.call<{ data: string }>('query-sev-launch-measure')).data;
+      const inputs = ['--api-major', String(status.api.major), '--api-minor', String(status.api.minor), '--build-id', String(status.build),
+        '--policy', String(policy.value), '--tik', owner.tik.toString('base64'), '--firmware', OVMF_CODE, '--launch-measure-blob', blob];
+      const built = sev(['measurement', 'build', ...inputs]);
+      assert.equal(built.status, 0, built.stderr);
+      assert.equal(built.stdout.trim(), blob, 'base64(measurement ‖ nonce), as QEMU reports it');
+      assert.equal(sev(['measurement', 'verify', ...inputs]).status, 0);
+      // A different firmware image does not verify.
+      const other = path.join(dir, 'other.fd');
+      const bytes = fs.readFileSync(OVMF_CODE);
+      bytes[bytes.length >> 1] ^= 1;
+      fs.writeFileSync(other, bytes);
+      assert.equal(sev(['measurement', 'verify', ...inputs.slice(0, -4), '--firmware', other, '--launch-measure-blob', blob]).status, 1);
     } finally {
       qmp?.close();
       if (qemu) {
