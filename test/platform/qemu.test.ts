@@ -48,6 +48,41 @@ async function qemuCbitpos(dir: string): Promise<number> {
   }
 }
 
+interface SevQemu {
+  qmp: Qmp;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts QEMU stopped (-S) with an SEV guest object carrying the owner's session (files in `dir`)
+ * and `args` (the firmware, devices); resolves once QMP answers, after LAUNCH_START and the
+ * firmware's LAUNCH_UPDATE_DATA.
+ */
+async function startSevQemu(dir: string, policy: number, owner: { godhCert: Buffer; session: Buffer }, args: string[]): Promise<SevQemu> {
+  const godh = path.join(dir, 'godh.b64');
+  const session = path.join(dir, 'session.b64');
+  const sock = path.join(dir, 'qmp.sock');
+  fs.writeFileSync(godh, owner.godhCert.toString('base64'));
+  fs.writeFileSync(session, owner.session.toString('base64'));
+  const cbitpos = await qemuCbitpos(dir);
+  const qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
+    '-object', `sev-guest,id=sev0,policy=${policy},cbitpos=${cbitpos},reduced-phys-bits=1,dh-cert-file=${godh},session-file=${session}`,
+    ...args, '-S', '-qmp', `unix:${sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
+  let stderr = '';
+  qemu.stderr!.on('data', (d) => (stderr += d));
+  const stop = async () => {
+    qemu.kill('SIGKILL');
+    if (qemu.exitCode === null) await new Promise((r) => qemu.once('exit', r));
+  };
+  try {
+    return { qmp: await Qmp.connect(sock), stderr: () => stderr, stop };
+  } catch (e) {
+    await stop();
+    throw new Error(`${e}: ${stderr}`);
+  }
+}
+
 /** A QMP connection: commands one at a time, events skipped. */
 class Qmp {
   private buffer = '';
@@ -195,26 +230,17 @@ describe('QEMU under the emulator', function () {
     this.timeout(120_000);
     const platform = SevPlatform.open();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-qemu-launch-'));
-    let qemu: ReturnType<typeof spawn> | null = null;
-    let qmp: Qmp | null = null;
+    let q: SevQemu | null = null;
     try {
       const status = await platform.status();
       const policy = Policy.from({ noDebug: true });
       const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
       const image = firmware('guest: ');
-      const files = { bios: path.join(dir, 'bios.bin'), godh: path.join(dir, 'godh.b64'), session: path.join(dir, 'session.b64'),
-        log: path.join(dir, 'debugcon.txt'), sock: path.join(dir, 'qmp.sock'), host: path.join(dir, 'host-view.bin') };
+      const files = { bios: path.join(dir, 'bios.bin'), log: path.join(dir, 'debugcon.txt'), host: path.join(dir, 'host-view.bin') };
       fs.writeFileSync(files.bios, image);
-      fs.writeFileSync(files.godh, owner.godhCert.toString('base64'));
-      fs.writeFileSync(files.session, owner.session.toString('base64'));
-      const cbitpos = await qemuCbitpos(dir);
-      qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
-        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
-        '-bios', files.bios, '-chardev', `file,id=con,path=${files.log}`, '-device', 'isa-debugcon,iobase=0x402,chardev=con',
-        '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
-      let stderr = '';
-      qemu.stderr!.on('data', (d) => (stderr += d));
-      qmp = await Qmp.connect(files.sock);
+      q = await startSevQemu(dir, policy.value, owner, ['-bios', files.bios, '-chardev', `file,id=con,path=${files.log}`,
+        '-device', 'isa-debugcon,iobase=0x402,chardev=con']);
+      const { qmp } = q;
       // QEMU has run LAUNCH_START with the owner's session and LAUNCH_UPDATE_DATA on the firmware.
       const blob = Buffer.from((await qmp.call<{ data: string }>('query-sev-launch-measure')).data, 'base64');
       const measurement = blob.subarray(0, 32);
@@ -222,7 +248,7 @@ describe('QEMU under the emulator', function () {
         apiMajor: status.api.major, apiMinor: status.api.minor, build: status.build, policy: policy.value,
         tik: owner.tik, digest: createHash('sha256').update(image).digest(), mnonce: blob.subarray(32, 48),
       });
-      assert.deepEqual(measurement, expected, `the owner's prediction; QEMU said: ${stderr}`);
+      assert.deepEqual(measurement, expected, `the owner's prediction; QEMU said: ${q.stderr()}`);
       const secret = Buffer.alloc(48);
       secret.write(`released to ${measurement.toString('hex', 0, 6)}`);
       const packet = buildSecretPacket(owner, measurement, secret);
@@ -244,16 +270,13 @@ describe('QEMU under the emulator', function () {
       for (const end = Date.now() + 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
         if (fs.existsSync(files.log) && fs.readFileSync(files.log, 'latin1') === want) break;
       }
-      assert.equal(fs.existsSync(files.log) ? fs.readFileSync(files.log, 'latin1') : '', want, stderr);
+      assert.equal(fs.existsSync(files.log) ? fs.readFileSync(files.log, 'latin1') : '', want, q.stderr());
       const sev = await qmp.call<{ state: string; policy: number }>('query-sev');
       assert.equal(sev.state, 'running');
       assert.equal(sev.policy, policy.value);
     } finally {
-      qmp?.close();
-      if (qemu) {
-        qemu.kill('SIGKILL');
-        if (qemu.exitCode === null) await new Promise((r) => qemu!.once('exit', r));
-      }
+      q?.qmp.close();
+      await q?.stop();
       platform.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -264,26 +287,16 @@ describe('QEMU under the emulator', function () {
     if (!fs.existsSync(OVMF_CODE)) skipBecause(this, `${OVMF_CODE} is not installed (apt-get install ovmf)`);
     const platform = SevPlatform.open();
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-qemu-ovmf-'));
-    let qemu: ReturnType<typeof spawn> | null = null;
-    let qmp: Qmp | null = null;
+    let q: SevQemu | null = null;
     try {
       const status = await platform.status();
       const policy = Policy.from({ noDebug: true, noKeySharing: true });
       const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
-      const files = { godh: path.join(dir, 'godh.b64'), session: path.join(dir, 'session.b64'), vars: path.join(dir, 'vars.fd'), sock: path.join(dir, 'qmp.sock') };
-      fs.writeFileSync(files.godh, owner.godhCert.toString('base64'));
-      fs.writeFileSync(files.session, owner.session.toString('base64'));
-      fs.copyFileSync(OVMF_VARS, files.vars);
-      const cbitpos = await qemuCbitpos(dir);
-      qemu = spawn(QEMU, ['-machine', 'q35,accel=kvm,memory-encryption=sev0', '-nodefaults', '-display', 'none', '-monitor', 'none',
-        '-object', `sev-guest,id=sev0,policy=${policy.value},cbitpos=${cbitpos},reduced-phys-bits=1,dh-cert-file=${files.godh},session-file=${files.session}`,
-        '-drive', `if=pflash,format=raw,unit=0,file=${OVMF_CODE},readonly=on`, '-drive', `if=pflash,format=raw,unit=1,file=${files.vars}`,
-        '-S', '-qmp', `unix:${files.sock},server=on,wait=off`], { stdio: ['ignore', 'ignore', 'pipe'], env: process.env });
-      let stderr = '';
-      qemu.stderr!.on('data', (d) => (stderr += d));
-      qmp = await Qmp.connect(files.sock).catch((e) => {
-        throw new Error(`${e}: ${stderr}`);
-      });
+      const vars = path.join(dir, 'vars.fd');
+      fs.copyFileSync(OVMF_VARS, vars);
+      q = await startSevQemu(dir, policy.value, owner, ['-drive', `if=pflash,format=raw,unit=0,file=${OVMF_CODE},readonly=on`,
+        '-drive', `if=pflash,format=raw,unit=1,file=${vars}`]);
+      const { qmp } = q;
       const blob = (await qmp.call<{ data: string }>('query-sev-launch-measure')).data;
       const inputs = ['--api-major', String(status.api.major), '--api-minor', String(status.api.minor), '--build-id', String(status.build),
         '--policy', String(policy.value), '--tik', owner.tik.toString('base64'), '--firmware', OVMF_CODE, '--launch-measure-blob', blob];
@@ -298,11 +311,8 @@ describe('QEMU under the emulator', function () {
       fs.writeFileSync(other, bytes);
       assert.equal(sev(['measurement', 'verify', ...inputs.slice(0, -4), '--firmware', other, '--launch-measure-blob', blob]).status, 1);
     } finally {
-      qmp?.close();
-      if (qemu) {
-        qemu.kill('SIGKILL');
-        if (qemu.exitCode === null) await new Promise((r) => qemu!.once('exit', r));
-      }
+      q?.qmp.close();
+      await q?.stop();
       platform.close();
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -669,13 +669,8 @@ void SoftVcpu::set_window_mode(bool on) {
 // POP SS leaves the interrupt shadow over the next instruction.
 SoftVcpu::Next SoftVcpu::step_native() {
   const uint64_t la = linear_rip();
-  uint8_t bytes[15];
-  uint64_t pf_addr;
-  uint32_t pf_err;
-  size_t avail = sizeof bytes;
-  while (avail && !read_linear(la, bytes, avail, Access::kFetch, &pf_addr, &pf_err)) avail--;
   X86Insn in;
-  const bool decoded = avail && decode_x86(bytes, avail, code_mode(), &in);
+  const bool decoded = decode_at(la, &in);
   const bool shadow = decoded && !in.vex && in.map == 0 &&
                       (in.opcode == 0xfb || in.opcode == 0x17 || (in.opcode == 0x8e && ((in.modrm >> 3) & 7) == 2));
   if (window_exits_.count(la)) {
@@ -696,16 +691,22 @@ SoftVcpu::Next SoftVcpu::step_native() {
   return r.completed ? Next::kContinue : r.next;
 }
 
-SoftVcpu::StepResult SoftVcpu::step(const Probe& p, bool undo) {
-  StepResult r;
-  const uint64_t la = linear_rip();
+// Decodes the instruction at linear address `la`, reading only what is mapped (it may end
+// before a page that is not).
+bool SoftVcpu::decode_at(uint64_t la, X86Insn* in) {
   uint8_t bytes[15];
   uint64_t pf_addr;
   uint32_t pf_err;
   size_t avail = sizeof bytes;
   while (avail && !read_linear(la, bytes, avail, Access::kFetch, &pf_addr, &pf_err)) avail--;
+  return avail && decode_x86(bytes, avail, code_mode(), in);
+}
+
+SoftVcpu::StepResult SoftVcpu::step(const Probe& p, bool undo) {
+  StepResult r;
+  const uint64_t la = linear_rip();
   X86Insn in;
-  if (!avail || !decode_x86(bytes, avail, code_mode(), &in)) {
+  if (!decode_at(la, &in)) {
     exit_internal_error(KVM_INTERNAL_ERROR_EMULATION);
     r.next = Next::kExit;
     return r;

@@ -147,6 +147,7 @@ class SoftVcpu : public PageTableMemory {
   Next mmio_exit();
   Next mmio_step(Probe p);
   StepResult step(const Probe& p, bool undo);
+  bool decode_at(uint64_t la, X86Insn* in);
   Next complete_userspace();
   void exit_internal_error(uint32_t suberror);
   PagingState paging_state();
