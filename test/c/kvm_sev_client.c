@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tap.h"
+
 /* Newer UAPI than the 6.1 headers carry. */
 #define X86_SEV_VM 2
 #define X86_SEV_ES_VM 3
@@ -47,18 +49,6 @@ struct sev_init2 {
   uint32_t pad2[8];
 };
 
-static int failures;
-#define CHECK(cond, ...)                       \
-  do {                                         \
-    if (cond) {                                \
-      printf("ok - ");                         \
-    } else {                                   \
-      printf("not ok - ");                     \
-      failures++;                              \
-    }                                          \
-    printf(__VA_ARGS__);                       \
-    printf("\n");                              \
-  } while (0)
 
 static int sev_fd = -1;
 
