@@ -20,7 +20,7 @@ import { buildSecretPacket, computeMeasurement, createLaunchSession, macEqual, t
 import { SevPlatform } from '../lib/platform';
 import { exportChain } from '../lib/platform/ownership';
 import { native } from '../lib/native';
-import { ES_GUEST, esGuestLaunchDigest, loadGuest, startEsGuestVcpu } from './guest-images';
+import { createEsGuest, ES_GUEST, esGuestLaunchDigest } from './guest-images';
 
 const json = process.argv.includes('--json');
 const tty = process.stderr.isTTY && !json;
@@ -130,16 +130,8 @@ async function sevGuest(platform: SevPlatform, kvm: Kvm, owner: Owner, dir: stri
 }
 
 async function sevEsGuest(platform: SevPlatform, kvm: Kvm, owner: Owner, encrypted: boolean) {
-  // KVM_SEV_ES_INIT (a default VM type): VMSAs without FPU state, as the owner's builder models them.
-  const vm = kvm.createVm({ type: 'default' });
-  const memory = GuestMemory.create(ES_GUEST.memorySize);
+  const { memory, launch, vcpu, close } = await createEsGuest(kvm, platform, 'es_ghcb');
   try {
-    vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
-    const image = loadGuest('es_ghcb').bytes;
-    memory.bytes().set(image, ES_GUEST.code);
-    const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
-    const vcpu = vm.createVcpu(0);
-    startEsGuestVcpu(kvm, vcpu);
     const started = await launch.start({ policy: owner.policy, dhCert: owner.session.godhCert, session: owner.session.session });
     const code = Buffer.from(memory.bytes(ES_GUEST.code, 0x1000));
     await started.updateData(memory, ES_GUEST.code, 0x1000);
@@ -176,8 +168,7 @@ async function sevEsGuest(platform: SevPlatform, kvm: Kvm, owner: Owner, encrypt
       guestPrinted: printed,
     };
   } finally {
-    vm.close();
-    memory.release();
+    close();
   }
 }
 

@@ -6,7 +6,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { buildVmsa, type Vmsa } from '../lib/owner';
-import type { Kvm, RegsUpdate, Sregs, Vcpu } from '../lib/kvm';
+import { GuestMemory, type Kvm, type RegsUpdate, type Sregs, type Vcpu, type Vm } from '../lib/kvm';
+import { SevLaunch } from '../lib/launch';
+import type { SevPlatform } from '../lib/platform';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -77,6 +79,39 @@ export function startEsGuestVcpu(kvm: Kvm, vcpu: Vcpu): void {
   vcpu.setCpuid(kvm.supportedCpuid());
   vcpu.setSregs(esGuestSregs());
   vcpu.setRegs(esGuestRegs());
+}
+
+export interface EsGuest {
+  vm: Vm;
+  memory: GuestMemory;
+  launch: SevLaunch;
+  vcpu: Vcpu;
+  close(): void;
+}
+
+/**
+ * An SEV-ES VM running guest image `name`: KVM_SEV_ES_INIT on a default VM (VMSAs without FPU
+ * state, as the owner's builder models them), the image at ES_GUEST.code, and vCPU 0 created
+ * before the launch measures it, in its start state. The launch is initialised, not started.
+ */
+export async function createEsGuest(kvm: Kvm, platform: SevPlatform, name: string): Promise<EsGuest> {
+  const vm = kvm.createVm({ type: 'default' });
+  const memory = GuestMemory.create(ES_GUEST.memorySize);
+  const close = () => {
+    vm.close();
+    memory.release();
+  };
+  try {
+    vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
+    memory.bytes().set(loadGuest(name).bytes, ES_GUEST.code);
+    const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
+    const vcpu = vm.createVcpu(0);
+    startEsGuestVcpu(kvm, vcpu);
+    return { vm, memory, launch, vcpu, close };
+  } catch (e) {
+    close();
+    throw e;
+  }
 }
 
 /** The launch digest the owner predicts: SHA-256 over the measured code page, then the VMSA. */

@@ -4,8 +4,8 @@
 // moved memslots. Expectations are the kernel's (Documentation/virt/kvm/api.rst, x86.c, svm.c).
 import * as assert from 'node:assert/strict';
 
-import { GuestMemory, Kvm } from '../../lib/kvm';
-import { CODE_ADDR, KVM_DEVICE, longMode, realModeGuest, requireKvm, writeIdentityPageTables } from './guest';
+import { GuestMemory } from '../../lib/kvm';
+import { CODE_ADDR, longModeGuest, realModeGuest, requireKvm } from './guest';
 
 const show = (e: unknown) => JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v));
 
@@ -17,26 +17,6 @@ function realModeWithHandler(code: number[], vector: number, handler: number[]) 
   v.writeUInt16LE(0, vector * 4 + 2);
   g.memory.bytes().set(handler, 0x1100);
   return g;
-}
-
-function longModeGuest(code: number[], size = 2 * 1024 * 1024) {
-  const kvm = Kvm.open(KVM_DEVICE);
-  const vm = kvm.createVm();
-  const memory = GuestMemory.create(size);
-  vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
-  writeIdentityPageTables(memory);
-  memory.bytes().set(code, CODE_ADDR);
-  const vcpu = vm.createVcpu(0);
-  vcpu.setCpuid(kvm.supportedCpuid());
-  longMode(vcpu);
-  return {
-    kvm, vm, memory, vcpu,
-    close() {
-      vm.close();
-      memory.release();
-      kvm.close();
-    },
-  };
 }
 
 describe('kvm: the vCPU as KVM presents it', function () {

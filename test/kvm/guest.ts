@@ -65,7 +65,8 @@ export function realMode(vcpu: Vcpu, rip = CODE_ADDR): void {
   vcpu.setRegs({ rip: BigInt(rip), rflags: 2n, rsp: 0x8000n });
 }
 
-export interface RealModeGuest {
+/** A VM with one vCPU and its memory, closed together. */
+export interface TestGuest {
   kvm: Kvm;
   vm: Vm;
   memory: GuestMemory;
@@ -73,15 +74,15 @@ export interface RealModeGuest {
   close(): void;
 }
 
-/** A VM with `size` bytes of memory at guest-physical 0, `code` at 0x1000, one real-mode vCPU. */
-export function realModeGuest(code: number[], size = 0x10000): RealModeGuest {
+/** A VM with `size` bytes of memory at guest-physical 0, `code` at 0x1000, vCPU 0 set up by `start`. */
+function testGuest(code: number[], size: number, start: (kvm: Kvm, vcpu: Vcpu, memory: GuestMemory) => void): TestGuest {
   const kvm = Kvm.open(KVM_DEVICE);
   const vmm = kvm.createVm();
   const memory = GuestMemory.create(size);
   vmm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
   memory.bytes().set(code, CODE_ADDR);
   const vcpu = vmm.createVcpu(0);
-  realMode(vcpu);
+  start(kvm, vcpu, memory);
   return {
     kvm,
     vm: vmm,
@@ -93,6 +94,34 @@ export function realModeGuest(code: number[], size = 0x10000): RealModeGuest {
       kvm.close();
     },
   };
+}
+
+/** A real-mode guest: `size` bytes of memory, `code` at 0x1000. */
+export function realModeGuest(code: number[], size = 0x10000): TestGuest {
+  return testGuest(code, size, (_kvm, vcpu) => realMode(vcpu));
+}
+
+/** A long-mode guest: the first 2 MiB identity-mapped, KVM's CPUID, `code` at 0x1000. */
+export function longModeGuest(code: number[], size = 2 * 1024 * 1024): TestGuest {
+  return testGuest(code, size, (kvm, vcpu, memory) => {
+    writeIdentityPageTables(memory);
+    vcpu.setCpuid(kvm.supportedCpuid());
+    longMode(vcpu);
+  });
+}
+
+/** Runs a guest to HLT and returns the data of its OUTs to `port`; any other exit is an error. */
+export async function outputsToHlt(vcpu: Vcpu, port: number, maxExits = 200): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < maxExits; i++) {
+    const e = await vcpu.run();
+    if (e.reason === 'HLT') return out;
+    if (e.reason !== 'IO' || e.port !== port) {
+      throw new Error(`unexpected exit ${JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`);
+    }
+    out.push(Buffer.from(e.data));
+  }
+  throw new Error('the guest did not halt');
 }
 
 // ---- hand-assembled 16-bit code ---------------------------------------------------------------

@@ -3,16 +3,14 @@
 import * as assert from 'node:assert/strict';
 
 import { SevArgumentError, SevClosedError } from '../../lib/errors';
-import { GuestMemory, Kvm } from '../../lib/kvm';
 import {
   CODE_ADDR,
   ECHO_STRING,
   ECHO_STRING_ADDR,
   IN_ADD_OUT,
-  KVM_DEVICE,
   LM_DATA,
   LONG_MODE_CODE,
-  longMode,
+  longModeGuest,
   MMIO_WRITE_READ,
   OUT_42,
   realMode,
@@ -21,7 +19,6 @@ import {
   SPIN_FOREVER,
   openFdCount,
   WRITE_MEMORY,
-  writeIdentityPageTables,
 } from './guest';
 
 describe('kvm: running guests (/dev/kvm)', function () {
@@ -158,31 +155,21 @@ describe('kvm: running guests (/dev/kvm)', function () {
   });
 
   it('runs a long-mode guest with 2 MiB identity paging', () => {
-    const kvm = Kvm.open(KVM_DEVICE);
-    const vm = kvm.createVm();
-    const memory = GuestMemory.create(2 * 1024 * 1024);
+    const g = longModeGuest(LONG_MODE_CODE);
     try {
-      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
-      writeIdentityPageTables(memory);
-      memory.bytes().set(LONG_MODE_CODE, CODE_ADDR);
-      const vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(kvm.supportedCpuid());
-      longMode(vcpu);
-      const e = vcpu.runSync();
+      const e = g.vcpu.runSync();
       assert.equal(e.reason, 'IO', JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v)));
       if (e.reason !== 'IO') return;
       assert.equal(e.port, 0x3f8);
       assert.equal(e.size, 4);
       assert.equal(e.data.readUInt32LE(0), 0x11223344);
-      assert.equal(memory.view().readBigUInt64LE(LM_DATA), 0x1122334455667788n);
-      assert.equal(vcpu.runSync().reason, 'HLT');
-      const s = vcpu.getSregs();
+      assert.equal(g.memory.view().readBigUInt64LE(LM_DATA), 0x1122334455667788n);
+      assert.equal(g.vcpu.runSync().reason, 'HLT');
+      const s = g.vcpu.getSregs();
       assert.equal(s.efer & 0x400n, 0x400n, 'EFER.LMA');
       assert.equal(s.cs.l, 1);
     } finally {
-      vm.close();
-      memory.release();
-      kvm.close();
+      g.close();
     }
   });
 
@@ -224,32 +211,22 @@ describe('kvm: running guests (/dev/kvm)', function () {
 
   it('kicks land between instructions: a loop with stack accesses keeps its stack balanced across 1500 kicks', async () => {
     // l: add rsp, 0x40; mov rbx, [rsp]; mov [rsp], rbx; sub rsp, 0x40; inc rax; jmp l
-    const kvm = Kvm.open(KVM_DEVICE);
-    const vm = kvm.createVm();
-    const memory = GuestMemory.create(2 * 1024 * 1024);
+    const g = longModeGuest([0x48, 0x83, 0xc4, 0x40, 0x48, 0x8b, 0x1c, 0x24, 0x48, 0x89, 0x1c, 0x24, 0x48, 0x83, 0xec, 0x40,
+      0x48, 0xff, 0xc0, 0xeb, 0xeb]);
     try {
-      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
-      writeIdentityPageTables(memory);
-      memory.bytes().set([0x48, 0x83, 0xc4, 0x40, 0x48, 0x8b, 0x1c, 0x24, 0x48, 0x89, 0x1c, 0x24, 0x48, 0x83, 0xec, 0x40,
-        0x48, 0xff, 0xc0, 0xeb, 0xeb], CODE_ADDR);
-      const vcpu = vm.createVcpu(0);
-      vcpu.setCpuid(kvm.supportedCpuid());
-      longMode(vcpu);
-      vcpu.setRegs({ rsp: 0x8000n, rax: 0n });
+      g.vcpu.setRegs({ rsp: 0x8000n, rax: 0n });
       for (let i = 0; i < 1500; i++) {
-        const run = vcpu.run();
-        setImmediate(() => vcpu.kick());
+        const run = g.vcpu.run();
+        setImmediate(() => g.vcpu.kick());
         assert.equal((await run).reason, 'INTR');
-        const r = vcpu.getRegs();
+        const r = g.vcpu.getRegs();
         // Between instructions, RSP is 0x8000 except right after the add (RIP at the load or the store).
         const inside = r.rip === BigInt(CODE_ADDR + 4) || r.rip === BigInt(CODE_ADDR + 8) || r.rip === BigInt(CODE_ADDR + 12);
         assert.equal(r.rsp, inside ? 0x8040n : 0x8000n, `kick ${i}: rip 0x${r.rip.toString(16)}`);
       }
-      assert.ok(vcpu.getRegs().rax > 0n, 'the loop ran');
+      assert.ok(g.vcpu.getRegs().rax > 0n, 'the loop ran');
     } finally {
-      vm.close();
-      memory.release();
-      kvm.close();
+      g.close();
     }
   });
 

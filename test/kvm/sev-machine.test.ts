@@ -14,7 +14,7 @@ import { SevLaunch, type SevMode } from '../../lib/launch';
 import { SevPlatform } from '../../lib/platform';
 import { ES_GUEST, loadGuest, startEsGuestVcpu } from '../../scripts/guest-images';
 import { memoryEncrypted, requireSevDevice, skipBecause } from '../helpers/env';
-import { CODE_ADDR, longMode, realMode, requireKvm } from './guest';
+import { CODE_ADDR, longMode, outputsToHlt, realMode, requireKvm } from './guest';
 
 const { EINVAL } = osConstants.errno;
 
@@ -76,15 +76,8 @@ function cBitOf(kvm: Kvm): number {
   return leaf.ebx & 0x3f;
 }
 
-async function outs(vcpu: Vcpu, port = 0x11): Promise<bigint[]> {
-  const got: bigint[] = [];
-  for (let i = 0; i < 100; i++) {
-    const e = await vcpu.run();
-    if (e.reason === 'HLT') return got;
-    assert.ok(e.reason === 'IO' && e.port === port, JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? String(v) : v)));
-    if (e.reason === 'IO') got.push(e.data.length >= 4 ? BigInt(e.data.readUInt32LE(0)) : BigInt(e.data[0]));
-  }
-  throw new Error('the guest did not halt');
+async function outs(vcpu: Vcpu): Promise<bigint[]> {
+  return (await outputsToHlt(vcpu, 0x11, 100)).map((d) => (d.length >= 4 ? BigInt(d.readUInt32LE(0)) : BigInt(d[0])));
 }
 
 describe('SEV machine: encrypted memory and protected state', function () {

@@ -14,8 +14,8 @@ import { Policy, SevLaunch, type SevMode } from '../../lib/launch';
 import { buildSecretPacket, buildVmsa, computeMeasurement, createLaunchSession, parseAttestationReport, verifyAttestationReport } from '../../lib/owner';
 import { SevPlatform } from '../../lib/platform';
 import { emulated, memoryEncrypted, nodeScript, requireSevDevice, skipBecause, underFreshEmulator } from '../helpers/env';
-import { ES_GUEST, esGuestLaunchDigest, loadGuest, startEsGuestVcpu } from '../../scripts/guest-images';
-import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, realMode, requireKvm } from '../kvm/guest';
+import { createEsGuest, ES_GUEST, esGuestLaunchDigest } from '../../scripts/guest-images';
+import { CODE_ADDR, ECHO_STRING, ECHO_STRING_ADDR, outputsToHlt, realMode, requireKvm } from '../kvm/guest';
 
 const MEMORY_SIZE = 0x10000;
 const CODE_PAGE = { offset: CODE_ADDR, length: 0x1000 };
@@ -54,16 +54,9 @@ async function sevGuest(platform: SevPlatform, mode: SevMode, vmType: 'typed' | 
   }
 }
 
-/** Runs the echo guest to HLT, collecting what it writes to port 0x11. */
+/** Runs the echo guest to HLT: the string it writes to port 0x11, NULs dropped. */
 async function runEcho(vcpu: Vcpu): Promise<string> {
-  const out: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const e = await vcpu.run();
-    if (e.reason === 'HLT') return Buffer.from(out.filter((b) => b !== 0)).toString('latin1');
-    if (e.reason !== 'IO' || e.port !== 0x11) throw new Error(`unexpected exit ${JSON.stringify(e)}`);
-    out.push(e.data[0]);
-  }
-  throw new Error('guest did not halt');
+  return Buffer.from(Buffer.concat(await outputsToHlt(vcpu, 0x11)).filter((b) => b !== 0)).toString('latin1');
 }
 
 describe('launch: SEV and SEV-ES guests end to end', function () {
@@ -161,16 +154,11 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
     const policy = Policy.from({ noDebug: true, es: true });
     const owner = createLaunchSession((await platform.pdhCertExport()).pdh, policy.value);
     const kvm = Kvm.open();
-    // KVM_SEV_ES_INIT on a default VM: a VMSA without FPU state, which the owner's builder models.
-    const vm = kvm.createVm({ type: 'default' });
-    const memory = GuestMemory.create(ES_GUEST.memorySize);
+    const { memory, launch, vcpu, close } = await createEsGuest(kvm, platform, 'es_ghcb').catch((e) => {
+      kvm.close();
+      throw e;
+    });
     try {
-      vm.setUserMemoryRegion({ slot: 0, guestPhysAddr: 0, memory });
-      const image = loadGuest('es_ghcb').bytes;
-      memory.bytes().set(image, ES_GUEST.code);
-      const launch = await SevLaunch.init(vm, platform, { mode: 'sev-es' });
-      const vcpu = vm.createVcpu(0);
-      startEsGuestVcpu(kvm, vcpu);
       const started = await launch.start({ policy, dhCert: owner.godhCert, session: owner.session });
       const pages = { offset: ES_GUEST.code, length: 0x1000 };
       const code = Buffer.from(memory.bytes(pages.offset, pages.length));
@@ -200,8 +188,7 @@ describe('launch: SEV and SEV-ES guests end to end', function () {
       assert.equal(e.data.toString('latin1'), secret.toString('latin1').replace(/\0+$/, ''));
       assert.equal((await vcpu.run()).reason, 'HLT');
     } finally {
-      vm.close();
-      memory.release();
+      close();
       kvm.close();
     }
   });

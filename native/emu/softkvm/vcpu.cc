@@ -158,7 +158,7 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   // Outside uc_emu_start (dropping a translation looks the code page up) a failed fill would
   // leave Unicorn's error state set, and Unicorn 2.1.1 then refuses every uc_mem_map_ptr: such a
   // lookup gets the probe page, and drop_translation flushes the TLB after it.
-  const bool outside = !running_.load(std::memory_order_relaxed);
+  const bool outside = !running_;
   const Access a = type == UC_MEM_WRITE ? Access::kWrite : type == UC_MEM_FETCH ? Access::kFetch : Access::kRead;
   const uint64_t va_page = va & ~(kPage - 1);
   const PagingState ps = paging_state();
@@ -423,14 +423,14 @@ uc_err SoftVcpu::execute() {
   apply_exits();
   stop_ = Stop::kNone;
   mem_stop_ = Stop::kNone;
-  running_.store(true);
+  running_ = true;
   if (kicked_.load() || internal_stop_.load()) {
-    running_.store(false);
+    running_ = false;
     stop_ = Stop::kKick;
     return UC_ERR_OK;
   }
   uc_err err = uc_.emu_start(uc, reg(UC_X86_REG_RIP), 0, 0, 0);
-  running_.store(false);
+  running_ = false;
   if (err == UC_ERR_EXCEPTION && mem_stop_ != Stop::kNone) stop_ = mem_stop_;
   return err;
 }

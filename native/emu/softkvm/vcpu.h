@@ -271,7 +271,8 @@ class SoftVcpu : public PageTableMemory {
   Probe probe_;
   uc_context* snapshot_ = nullptr;  // CPU state before a probed instruction
 
-  std::atomic<bool> kicked_{false}, internal_stop_{false}, running_{false};
+  std::atomic<bool> kicked_{false}, internal_stop_{false};  // set from any thread or a signal handler
+  bool running_ = false;  // inside uc_emu_start (read by the TLB fill hook, on this thread)
   Completion pending_;
   GhcbPending ghcb_pending_;
   long run_error_ = 0;  // KVM_RUN's errno when it fails (Next::kError)
