@@ -49,6 +49,12 @@ Options for run:
   --fw MAJOR.MINOR.BUILD   firmware version (applies when the state is created)
   --sockets N         1 or 2 (GET_ID length; applies when the state is created)
   --uninit            the platform boots UNINIT instead of INIT (applies when the state is created)
+  --host-snp          the host enabled SEV-SNP: the firmware's SNP is initialized at boot, so the
+                      SNP platform commands work (Milan and later; applies when the state is
+                      created). KVM cannot create SNP VMs yet, so kvm_amd's sev_snp stays N.
+  --device-mode MODE  permissions of the emulated /dev/sev (octal; default 0600, root only, as the
+                      kernel creates it)
+  --device-group GROUP  its group (name or gid; default root), e.g. 0660 and kvm as a udev rule
   --kvm MODE          who answers /dev/kvm (also SEV_EMU_KVM):
                         auto  the host's /dev/kvm when it opens, else the software KVM (default)
                         host  the host's /dev/kvm; SEV emulated on top, guest memory plaintext
@@ -80,6 +86,9 @@ export async function main(argv: string[]): Promise<number> {
         kvm: { type: 'string' },
         json: { type: 'boolean' },
         uninit: { type: 'boolean' },
+        'host-snp': { type: 'boolean' },
+        'device-mode': { type: 'string' },
+        'device-group': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -102,6 +111,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (values.fw && !/^\d+\.\d+\.\d+$/.test(values.fw)) return fail('--fw must look like 1.55.21');
   if (values.sockets && !['1', '2'].includes(values.sockets)) return fail('--sockets must be 1 or 2');
+  if (values['device-mode'] && !/^0?[0-7]{3}$/.test(values['device-mode'])) return fail('--device-mode must be an octal mode such as 0660');
+  if (values['host-snp'] && values.generation && ['naples', 'rome'].includes(values.generation)) {
+    return fail(`--host-snp: ${values.generation} has no SEV-SNP`);
+  }
   if (values.kvm && !KVM_MODES.includes(values.kvm)) return fail(`--kvm must be one of ${KVM_MODES.join(', ')}`);
 
   let library: string;
@@ -136,6 +149,9 @@ export async function main(argv: string[]): Promise<number> {
   if (values.trace) env.SEV_EMU_TRACE = '1';
   env.SEV_EMU_KVM = kvmMode;
   if (values.uninit) env.SEV_EMU_PLATFORM_STATE = 'uninit';
+  if (values['host-snp']) env.SEV_EMU_HOST_SNP = '1';
+  if (values['device-mode']) env.SEV_EMU_DEVICE_MODE = values['device-mode'];
+  if (values['device-group']) env.SEV_EMU_DEVICE_GROUP = values['device-group'];
 
   try {
     if (verb === 'ca') {

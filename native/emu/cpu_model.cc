@@ -422,7 +422,7 @@ class Cpu {
   const Generation& g_;
 };
 
-std::bitset<kWords * 32> capabilities(const Generation& g, const Cpu& cpu) {
+std::bitset<kWords * 32> capabilities(const Generation& g, bool host_snp, const Cpu& cpu) {
   std::bitset<kWords * 32> caps;
   auto word = [&](unsigned w, uint32_t v) {
     for (unsigned b = 0; b < 32; b++)
@@ -494,14 +494,14 @@ std::bitset<kWords * 32> capabilities(const Generation& g, const Cpu& cpu) {
 
   // Memory encryption (early_detect_mem_encrypt): the BIOS enabled it (SYSCFG.MemEncryptionModEn)
   // and the kernel runs with it active (mem_encrypt=on), so sme, sev and sev_es stay as CPUID
-  // has them; sev_snp only once the kernel has initialised SNP (RMP table), which the emulated
-  // host has exactly when its generation has SNP.
-  if (!g.snp) caps.reset(F(W_801F_EAX, 4));
+  // has them; sev_snp only where the host enabled SNP (bsp_determine_snp: an RMP table set up by
+  // the BIOS), else the kernel clears it.
+  if (!g.snp || !host_snp) caps.reset(F(W_801F_EAX, 4));
   return caps;
 }
 
-std::string flags_line(const Generation& g, const Cpu& cpu) {
-  const auto caps = capabilities(g, cpu);
+std::string flags_line(const Generation& g, bool host_snp, const Cpu& cpu) {
+  const auto caps = capabilities(g, host_snp, cpu);
   std::string s;
   for (const auto& f : kFlagNames)  // kFlagNames is in bit order, as the kernel prints
     if (caps.test(f.bit)) {
@@ -585,7 +585,7 @@ bool cpu_model_cpuid(const Generation& g, uint32_t leaf, uint32_t subleaf, uint3
   return true;
 }
 
-std::string cpuinfo_text(const Generation& g, unsigned ncpus) {
+std::string cpuinfo_text(const Generation& g, bool host_snp, unsigned ncpus) {
   const Model* m = find_model(g);
   if (!m) return "";
   if (ncpus == 0) ncpus = 1;
@@ -608,7 +608,7 @@ std::string cpuinfo_text(const Generation& g, unsigned ncpus) {
   if (apic_bits == 0)
     while ((1u << apic_bits) < 2 * m->cores) apic_bits++;
 
-  const std::string name = brand(cpu), flags = flags_line(g, cpu), power = power_line(e7.d);
+  const std::string name = brand(cpu), flags = flags_line(g, host_snp, cpu), power = power_line(e7.d);
 
   // Processors in the order Linux numbers them on EPYC (the MADT's): every core's first
   // thread, then the second threads, package by package. `ncpus` of them are online.

@@ -34,8 +34,9 @@ bool cpu_model_cpuid(const Generation& g, uint32_t leaf, uint32_t subleaf, uint3
 // /proc/cpuinfo as a recent Linux kernel (~6.12) prints it on this CPU for an SEV host booted
 // with memory encryption active (mem_encrypt=on): `ncpus` processor blocks, flags derived from
 // the CPUID table with the kernel's names and rules (sme because memory encryption is
-// active; sev/sev_es from CPUID 0x8000001F; sev_snp exactly when Generation::snp),
+// active; sev/sev_es from CPUID 0x8000001F; sev_snp when the generation has SNP and the host
+// enabled it, `host_snp`),
 // physical address bits reduced by CPUID 0x8000001F EBX[11:6].
-std::string cpuinfo_text(const Generation& g, unsigned ncpus);
+std::string cpuinfo_text(const Generation& g, bool host_snp, unsigned ncpus);
 
 }  // namespace sevemu

@@ -3,11 +3,16 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <climits>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
 #include <memory>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common.h"
 #include "fd_table.h"
 #include "host_facts.h"
 #include "kvm_backend.h"
@@ -45,11 +50,78 @@ int open_text_file(const char* text, int flags) {
   return fd;
 }
 
+// The device node as the kernel creates it (misc_register: crw------- root root) unless
+// SEV_EMU_DEVICE_MODE (octal) and SEV_EMU_DEVICE_GROUP (a group name or gid) say otherwise, as
+// a udev rule would (e.g. 0660 and kvm).
+struct DeviceNode {
+  mode_t mode = 0600;
+  gid_t gid = 0;
+};
+
+const DeviceNode& sev_device_node() {
+  static const DeviceNode node = [] {
+    DeviceNode n;
+    if (const char* m = getenv("SEV_EMU_DEVICE_MODE"); m && *m) {
+      char* end;
+      unsigned long v = strtoul(m, &end, 8);
+      if (*end || v > 0777)
+        log_line("SEV_EMU_DEVICE_MODE=%s is not an octal mode; using 0600", m);
+      else
+        n.mode = mode_t(v);
+    }
+    if (const char* g = getenv("SEV_EMU_DEVICE_GROUP"); g && *g) {
+      char* end;
+      unsigned long v = strtoul(g, &end, 10);
+      if (!*end) {
+        n.gid = gid_t(v);
+      } else if (const group* gr = getgrnam(g)) {
+        n.gid = gr->gr_gid;
+      } else {
+        log_line("SEV_EMU_DEVICE_GROUP=%s is not a group; using root", g);
+      }
+    }
+    return n;
+  }();
+  return node;
+}
+
+bool has_cap_dac_override() {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  if (syscall(SYS_capget, &hdr, data) != 0) return false;
+  return data[0].effective & (1u << CAP_DAC_OVERRIDE);
+}
+
+bool in_group(gid_t gid, bool effective) {
+  if ((effective ? getegid() : getgid()) == gid) return true;
+  gid_t groups[NGROUPS_MAX];
+  int n = getgroups(NGROUPS_MAX, groups);
+  for (int i = 0; i < n; i++)
+    if (groups[i] == gid) return true;
+  return false;
+}
+
+// generic_permission on the node for `want` (R_OK/W_OK/X_OK bits), as the effective ids
+// (open) or the real ones (access). The owner is root; CAP_DAC_OVERRIDE passes read and write.
+bool device_permits(int want, bool effective) {
+  const DeviceNode& n = sev_device_node();
+  uid_t uid = effective ? geteuid() : getuid();
+  mode_t bits = uid == 0 ? n.mode >> 6 : in_group(n.gid, effective) ? n.mode >> 3 : n.mode;
+  if ((want & ~int(bits & 7)) == 0) return true;
+  return !(want & X_OK) && (effective ? has_cap_dac_override() : uid == 0);
+}
+
 // The device gets a real fd of its own (so poll/close/dup/fcntl behave): an empty memfd, whose
 // inode is unique, so the fd table can tell this open file from whatever later reuses its number
 // after a close the emulator never saw (libuv closes with a raw syscall). The emulated driver,
 // with the caller's access mode, sits in the fd table.
 int open_sev_device(int flags) {
+  int acc = flags & O_ACCMODE;
+  int want = acc == O_RDONLY ? R_OK : acc == O_WRONLY ? W_OK : R_OK | W_OK;
+  if (!device_permits(want, true)) {
+    errno = EACCES;
+    return -1;
+  }
   int fd = memfd_create("sevemu-dev-sev", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
   if (fd < 0) return -1;
   if ((flags & O_NONBLOCK) && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
@@ -58,7 +130,6 @@ int open_sev_device(int flags) {
     errno = e;
     return -1;
   }
-  int acc = flags & O_ACCMODE;
   fd_table::insert(fd, std::make_shared<SevDeviceFile>(acc == O_WRONLY || acc == O_RDWR));
   return fd;
 }
@@ -89,8 +160,8 @@ bool open_emulated(const char* path, int flags, int* result) {
 bool access_emulated(const char* path, int mode, int* result) {
   if (!path) return false;
   if (strcmp(path, sev_device_path()) == 0) {
-    *result = 0;  // crw------- root: root may read and write (X_OK is refused)
-    if (mode & X_OK) {
+    *result = 0;  // access(2) asks as the real uid and gid
+    if (mode != F_OK && !device_permits(mode & (R_OK | W_OK | X_OK), false)) {
       errno = EACCES;
       *result = -1;
     }

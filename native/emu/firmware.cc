@@ -26,8 +26,7 @@ bool parse_fw(const char* s, PlatformConfig& c) {
 
 }  // namespace
 
-void Firmware::provision_if_needed() {
-  if (nv_.provisioned()) return;
+PlatformConfig config_from_env() {
   PlatformConfig c;
   const char* gen = getenv("SEV_EMU_GENERATION");
   c.gen = gen && *gen ? find_generation(gen) : &default_generation();
@@ -48,6 +47,20 @@ void Firmware::provision_if_needed() {
   c.sockets = sockets && strcmp(sockets, "2") == 0 ? 2 : 1;
   if (sockets && *sockets && strcmp(sockets, "1") != 0 && strcmp(sockets, "2") != 0)
     log_line("SEV_EMU_SOCKETS=%s must be 1 or 2; using 1", sockets);
+  const char* snp = getenv("SEV_EMU_HOST_SNP");
+  c.host_snp = snp && strcmp(snp, "1") == 0;
+  if (snp && *snp && strcmp(snp, "0") != 0 && strcmp(snp, "1") != 0)
+    log_line("SEV_EMU_HOST_SNP=%s must be 0 or 1; using 0", snp);
+  if (c.host_snp && !c.gen->snp) {
+    log_line("SEV_EMU_HOST_SNP=1: %s has no SEV-SNP; the host runs without it", c.gen->name);
+    c.host_snp = false;
+  }
+  return c;
+}
+
+void Firmware::provision_if_needed() {
+  if (nv_.provisioned()) return;
+  PlatformConfig c = config_from_env();
   nv_.set_config(c);
 
   nv_.put("chip_id.bin", crypto::random_bytes(64 * size_t(c.sockets)));
@@ -56,16 +69,15 @@ void Firmware::provision_if_needed() {
   PlatformState& s = nv_.state();
   s = PlatformState{};
   nv_.state_changed();
-  // Boot state as the kernel leaves it once kvm_amd has set up SEV: SNP and SEV both
-  // initialized. SEV_EMU_PLATFORM_STATE=uninit models psp_init_on_probe=0 / no KVM.
+  // Boot state as the kernel leaves it once kvm_amd has set up SEV (sev_hardware_setup ->
+  // _sev_platform_init_locked): SNP initialized first where the host enabled it, then SEV.
+  // SEV_EMU_PLATFORM_STATE=uninit models psp_init_on_probe=0, which defers only SEV's INIT.
   const char* boot = getenv("SEV_EMU_PLATFORM_STATE");
   bool uninit = boot && strcmp(boot, "uninit") == 0;
   if (boot && *boot && !uninit && strcmp(boot, "init") != 0)
     log_line("SEV_EMU_PLATFORM_STATE=%s must be init or uninit; using init", boot);
-  if (!uninit) {
-    if (snp_capable() && version_at_least(1, 51)) snp_init();
-    init();
-  }
+  if (host_snp() && version_at_least(1, 51)) snp_init();
+  if (!uninit) init();
   nv_.commit();
 }
 

@@ -11,6 +11,10 @@
 
 namespace sevemu {
 
+// The configuration a new state directory gets: SEV_EMU_GENERATION, SEV_EMU_FW,
+// SEV_EMU_SOCKETS, SEV_EMU_HOST_SNP (a malformed value is logged and the default used).
+PlatformConfig config_from_env();
+
 class Firmware {
  public:
   explicit Firmware(NvSession& nv) : nv_(nv) {}
@@ -23,7 +27,8 @@ class Firmware {
   const PlatformConfig& config() { return nv_.config(); }
   PlatformState& st() { return nv_.state(); }
   uint8_t platform_state();  // uapi::SEV_STATE_*
-  bool snp_capable();        // the generation has SNP (kernel: CC_ATTR_HOST_SEV_SNP)
+  bool snp_capable();        // the generation's firmware has SNP commands
+  bool host_snp() { return config().host_snp; }  // kernel: CC_ATTR_HOST_SEV_SNP
   bool version_at_least(uint8_t major, uint8_t minor);
 
   int init();  // INIT (with SEV-ES when supported)

@@ -187,6 +187,7 @@ const PlatformConfig& NvSession::config() {
   config_.api_minor = uint8_t(to_u64(kv, "api_minor"));
   config_.build = uint8_t(to_u64(kv, "build"));
   config_.sockets = int(to_u64(kv, "sockets")) == 2 ? 2 : 1;
+  config_.host_snp = kv.count("host_snp") && to_u64(kv, "host_snp") == 1 && config_.gen->snp;
   config_loaded_ = true;
   return config_;
 }
@@ -197,7 +198,7 @@ void NvSession::set_config(const PlatformConfig& c) {
   std::ostringstream o;
   o << "generation=" << c.gen->name << "\napi_major=" << int(c.api_major)
     << "\napi_minor=" << int(c.api_minor) << "\nbuild=" << int(c.build)
-    << "\nsockets=" << c.sockets << "\n";
+    << "\nsockets=" << c.sockets << "\nhost_snp=" << int(c.host_snp) << "\n";
   put_text("config", o.str());
 }
 

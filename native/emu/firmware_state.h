@@ -29,6 +29,9 @@ struct PlatformConfig {
   const Generation* gen = nullptr;
   uint8_t api_major = 0, api_minor = 0, build = 0;
   int sockets = 1;
+  // The host enabled SNP (kernel: CC_ATTR_HOST_SEV_SNP, set when the BIOS set up the RMP):
+  // only then does the kernel initialise the firmware's SNP. Off unless SEV_EMU_HOST_SNP=1.
+  bool host_snp = false;
 };
 
 // Runtime state that the kernel and firmware keep between commands.

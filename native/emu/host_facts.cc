@@ -1,5 +1,3 @@
-// The generation comes from the state directory's config when it exists (a machine does
-// not change generation), else from SEV_EMU_GENERATION as a new state would get it.
 #include "host_facts.h"
 
 #include <cstdlib>
@@ -16,23 +14,30 @@
 namespace sevemu {
 namespace {
 
-const Generation* emulated_generation() {
-  static const Generation* gen = nullptr;
+// The emulated machine: the state directory's config once it exists (a machine does not
+// change), else the one a new state directory would get from the environment.
+const PlatformConfig& emulated_machine() {
+  static PlatformConfig config;
+  static bool known = false;
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  if (gen) return gen;
+  if (known) return config;
   try {
     NvSession nv;
-    if (nv.provisioned()) gen = nv.config().gen;
+    if (nv.provisioned()) {
+      config = nv.config();
+      known = true;
+    }
   } catch (const std::exception&) {
   }
-  if (!gen) {
-    const char* env = getenv("SEV_EMU_GENERATION");
-    gen = env && *env ? find_generation(env) : nullptr;
-    if (!gen) gen = &default_generation();
+  if (!known) {
+    config = config_from_env();
+    known = true;
   }
-  return gen;
+  return config;
 }
+
+const Generation* emulated_generation() { return emulated_machine().gen; }
 
 }  // namespace
 
@@ -46,7 +51,8 @@ const char* kvm_param_contents(const char* path) {
   else if (strcmp(name, "sev_es") == 0)
     on = emulated_generation()->es;
   else if (strcmp(name, "sev_snp") == 0)
-    on = emulated_generation()->snp;
+    on = false;  // sev_snp_supported: the emulated KVM cannot create SNP VMs yet
+
   else
     return nullptr;
   return on ? "Y\n" : "N\n";
@@ -56,7 +62,7 @@ const char* cpuinfo_contents(const char* path) {
   if (strcmp(path, "/proc/cpuinfo") != 0) return nullptr;
   static const std::string text = [] {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return cpuinfo_text(*emulated_generation(), n > 0 ? unsigned(n) : 1);
+    return cpuinfo_text(*emulated_generation(), emulated_machine().host_snp, n > 0 ? unsigned(n) : 1);
   }();
   return text.c_str();
 }

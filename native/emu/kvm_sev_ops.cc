@@ -119,7 +119,7 @@ int SevCall::platform_init() {
     fw.provision_if_needed();
     int status = 0;
     if (!fw.st().sev_init) {
-      if (fw.snp_capable() && !fw.st().snp_init) status = fw.snp_init();
+      if (fw.host_snp() && fw.version_at_least(1, 51) && !fw.st().snp_init) status = fw.snp_init();
       if (!status) status = fw.init();
     }
     nv.commit();

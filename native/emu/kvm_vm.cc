@@ -87,9 +87,13 @@ long KvmVm::create_vcpu(int fd, unsigned long arg) {
 }
 
 long KvmVm::set_memory_region(int fd, unsigned long arg) {
-  long r = forward_ioctl(fd, KVM_SET_USER_MEMORY_REGION, arg);
   kvm_userspace_memory_region m;
-  if (r < 0 || copy_from_user(&m, arg, sizeof m)) return r;
+  if (copy_from_user(&m, arg, sizeof m)) return -EFAULT;
+  // check_memory_region_flags, before anything else: protected state has no read-only
+  // memory (kvm_arch_has_readonly_mem), whatever the host KVM, which sees a default VM.
+  if (s_->has_protected_state() && (m.flags & KVM_MEM_READONLY)) return -EINVAL;
+  long r = forward_ioctl(fd, KVM_SET_USER_MEMORY_REGION, arg);
+  if (r < 0) return r;
   std::lock_guard<std::mutex> lock(s_->slots_lock);
   if (m.memory_size == 0)
     s_->slots.erase(m.slot);
@@ -112,6 +116,10 @@ long KvmVm::ioctl(int fd, unsigned long req, unsigned long arg) {
       return set_memory_region(fd, arg);
     case KVM_CHECK_EXTENSION:
       if (arg == uapi::CAP_VM_TYPES) return check_vm_types(fd, req, arg);
+      // kvm_vm_ioctl_check_extension: a VM with protected state has neither read-only memory
+      // nor kvm_run sync regs (the host KVM made a default VM and would say it has both).
+      if ((arg == KVM_CAP_READONLY_MEM || arg == KVM_CAP_SYNC_REGS) && s_->has_protected_state())
+        return 0;
       break;
   }
   return forward_ioctl(fd, req, arg);

@@ -1,9 +1,10 @@
-// Mirrors the newest upstream sev-dev.c (linux-next, 2025/26): commands that need SEV
-// INIT move an UNINIT platform to INIT themselves and shut it down again afterwards
-// (sev_move_to_init_state / __sev_firmware_shutdown); SNP commands likewise with SNP
-// (snp_move_to_init_state), which fails with ENODEV + INVALID_PLATFORM_STATE on hosts
-// without SNP. One command at a time, across processes: NvSession holds the state lock
-// for the whole ioctl, as sev_ioctl holds sev_cmd_mutex.
+// Mirrors Linux 7.2's sev-dev.c: commands that need SEV INIT move an UNINIT platform to
+// INIT themselves and shut the firmware down again afterwards (sev_move_to_init_state /
+// __sev_firmware_shutdown, which shuts SNP down too). SNP is initialized only at boot, where
+// the host enabled it; SNP_SET_CONFIG and SNP_VLEK_LOAD need it (ENODEV otherwise), while
+// SNP_PLATFORM_STATUS and SNP_COMMIT go to the firmware in any state. One command at a time,
+// across processes: NvSession holds the state lock for the whole ioctl, as sev_ioctl holds
+// sev_cmd_mutex.
 #include "platform.h"
 
 #include <cerrno>
@@ -45,14 +46,11 @@ class Call {
   bool sev_initialized() { return fw_.st().sev_init; }
   bool snp_initialized() { return fw_.st().snp_init; }
 
-  int snp_init_locked(uint32_t* error);
   int sev_init_locked(uint32_t* error);
-  int platform_init_locked();
   int sev_shutdown_locked(uint32_t* error);
   int snp_shutdown_locked();
   void firmware_shutdown();
   int move_to_init_state(bool& shutdown_required);
-  int snp_move_to_init_state(bool& shutdown_required);
   // psp_copy_user_blob: EINVAL for a null/empty or oversized blob, EFAULT for bad memory.
   int copy_user_blob(uint64_t addr, uint32_t len, Bytes& out);
 
@@ -75,32 +73,18 @@ class Call {
   Fault fault_;
 };
 
-// __sev_snp_init_locked: -ENODEV without SNP; firmware older than 1.51 is left alone.
-int Call::snp_init_locked(uint32_t* error) {
-  if (!fw_.snp_capable()) return -ENODEV;
-  if (snp_initialized()) return 0;
-  if (!fw_.version_at_least(1, 51)) return 0;
-  int rc = do_cmd(false, [&] { return fw_.snp_init(); }, error);
-  if (rc) return rc;
-  return do_cmd(false, [] { return int(SEV_RET_SUCCESS); }, error);  // SNP_DF_FLUSH
-}
-
-// __sev_platform_init_locked: INIT then DF_FLUSH; *error gets INIT's status.
+// __sev_platform_init_locked: INIT (retried once after SECURE_DATA_INVALID, which resets
+// the firmware's NV data), then DF_FLUSH; *error gets INIT's status only.
 int Call::sev_init_locked(uint32_t* error) {
   if (sev_initialized()) return 0;
   uint32_t psp_ret = uint32_t(SEV_RET_NO_FW_CALL);
   int rc = do_cmd(false, [&] { return fw_.init(); }, &psp_ret);
+  if (rc && psp_ret == uint32_t(SEV_RET_SECURE_DATA_INVALID))
+    rc = do_cmd(false, [&] { return fw_.init(); }, &psp_ret);
   if (error) *error = psp_ret;
   if (rc) return rc;
-  return do_cmd(false, [&] { return fw_.df_flush(); }, error);
-}
-
-// _sev_platform_init_locked: SNP first (its failure is only logged), then SEV.
-int Call::platform_init_locked() {
-  if (sev_initialized()) return 0;
-  uint32_t snp_error = 0, error = 0;
-  snp_init_locked(&snp_error);
-  return sev_init_locked(&error);
+  uint32_t dfflush_error = uint32_t(SEV_RET_NO_FW_CALL);
+  return do_cmd(false, [&] { return fw_.df_flush(); }, &dfflush_error);
 }
 
 int Call::sev_shutdown_locked(uint32_t* error) {
@@ -121,24 +105,10 @@ void Call::firmware_shutdown() {
   snp_shutdown_locked();
 }
 
-// sev_move_to_init_state: on failure the caller sees INVALID_PLATFORM_STATE.
+// sev_move_to_init_state: the caller sees INIT's own status when it fails.
 int Call::move_to_init_state(bool& shutdown_required) {
-  int rc = platform_init_locked();
-  if (rc) {
-    in_.error = uint32_t(SEV_RET_INVALID_PLATFORM_STATE);
-    return rc;
-  }
-  shutdown_required = true;
-  return 0;
-}
-
-int Call::snp_move_to_init_state(bool& shutdown_required) {
-  uint32_t error = 0;
-  int rc = snp_init_locked(&error);
-  if (rc) {
-    in_.error = uint32_t(SEV_RET_INVALID_PLATFORM_STATE);
-    return rc;
-  }
+  int rc = sev_init_locked(&in_.error);
+  if (rc) return rc;
   shutdown_required = true;
   return 0;
 }
@@ -276,8 +246,10 @@ int Call::do_pdh_export() {
   Bytes pdh, chain;
   bool have_blobs = false;
   uint32_t pdh_len = 0, chain_len = 0;
-  // A null address or zero PDH length is a length query.
-  if (input.pdh_cert_address && input.pdh_cert_len && input.cert_chain_address) {
+  // Any null address or zero length makes it a length query: nothing is allocated and the
+  // firmware gets zero addresses and lengths.
+  if (input.pdh_cert_address && input.pdh_cert_len && input.cert_chain_address &&
+      input.cert_chain_len) {
     if (input.pdh_cert_len > SEV_FW_BLOB_MAX_SIZE) return -EFAULT;
     if (input.cert_chain_len > SEV_FW_BLOB_MAX_SIZE) return -EFAULT;
     pdh.assign(input.pdh_cert_len, 0);
@@ -310,49 +282,33 @@ int Call::do_pdh_export() {
   return ret;
 }
 
+// __sev_do_snp_platform_status: the firmware answers in any SNP state.
 int Call::do_snp_platform_status() {
   if (!in_.data) return -EINVAL;
-  bool shutdown_required = false;
-  int ret = 0;
-  if (!snp_initialized()) ret = snp_move_to_init_state(shutdown_required);
-  if (!ret) {
-    sev_user_data_snp_status data{};
-    ret = do_cmd(true, [&] { return fw_.snp_platform_status(data); }, &in_.error);
-    if (!ret && copy_to_user(in_.data, &data, sizeof data)) ret = -EFAULT;
-  }
-  if (shutdown_required) snp_shutdown_locked();
-  return ret;
+  sev_user_data_snp_status data{};
+  int ret = do_cmd(true, [&] { return fw_.snp_platform_status(data); }, &in_.error);
+  if (ret) return ret;
+  return copy_to_user(in_.data, &data, sizeof data) ? -EFAULT : 0;
 }
 
+// No access-mode check: the kernel lets a read-only fd commit.
 int Call::do_snp_commit() {
-  bool shutdown_required = false;
-  if (!snp_initialized()) {
-    int rc = snp_move_to_init_state(shutdown_required);
-    if (rc) return rc;
-  }
-  int ret = do_cmd(true, [&] { return fw_.snp_commit(); }, &in_.error);
-  if (shutdown_required) snp_shutdown_locked();
-  return ret;
+  return do_cmd(true, [&] { return fw_.snp_commit(); }, &in_.error);
 }
 
 int Call::do_snp_set_config() {
   if (!in_.data) return -EINVAL;
   if (!writable_) return -EPERM;
+  if (!snp_initialized()) return -ENODEV;
   sev_user_data_snp_config config;
   if (copy_from_user(&config, in_.data, sizeof config)) return -EFAULT;
-  bool shutdown_required = false;
-  if (!snp_initialized()) {
-    int rc = snp_move_to_init_state(shutdown_required);
-    if (rc) return rc;
-  }
-  int ret = do_cmd(true, [&] { return fw_.snp_config(config); }, &in_.error);
-  if (shutdown_required) snp_shutdown_locked();
-  return ret;
+  return do_cmd(true, [&] { return fw_.snp_config(config); }, &in_.error);
 }
 
 int Call::do_snp_vlek_load() {
   if (!in_.data) return -EINVAL;
   if (!writable_) return -EPERM;
+  if (!snp_initialized()) return -ENODEV;
   sev_user_data_snp_vlek_load input;
   if (copy_from_user(&input, in_.data, sizeof input)) return -EFAULT;
   if (input.len != sizeof input || input.vlek_wrapped_version != 0) return -EINVAL;
@@ -360,14 +316,7 @@ int Call::do_snp_vlek_load() {
   int rc = copy_user_blob(input.vlek_wrapped_address,
                           sizeof(sev_user_data_snp_wrapped_vlek_hashstick), blob);
   if (rc) return rc;
-  bool shutdown_required = false;
-  if (!snp_initialized()) {
-    rc = snp_move_to_init_state(shutdown_required);
-    if (rc) return rc;
-  }
-  int ret = do_cmd(true, [&] { return fw_.snp_vlek_load(input, blob); }, &in_.error);
-  if (shutdown_required) snp_shutdown_locked();
-  return ret;
+  return do_cmd(true, [&] { return fw_.snp_vlek_load(input, blob); }, &in_.error);
 }
 
 int Call::dispatch() {

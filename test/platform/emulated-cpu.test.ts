@@ -93,6 +93,10 @@ describe('emulated CPU: the emulated EPYC, whatever the real CPU', function () {
       assert.equal(r.status, 0, `${g.name}: ${r.stderr}`);
       observed.set(g.name, JSON.parse(r.stdout) as Observed);
     }
+    // A host that enabled SNP (the BIOS set up the RMP): Milan stands for the SNP generations.
+    const r = underFreshEmulator(['--generation', 'milan', '--host-snp'], [process.execPath, '-e', probeScript(['snp'])]);
+    assert.equal(r.status, 0, `milan --host-snp: ${r.stderr}`);
+    observed.set('milan --host-snp', JSON.parse(r.stdout) as Observed);
   });
 
   for (const g of table) {
@@ -132,7 +136,8 @@ describe('emulated CPU: the emulated EPYC, whatever the real CPU', function () {
           const flags = new Set((field(block, 'flags') ?? '').split(' '));
           for (const f of ['fpu', 'lm', 'svm', 'npt', 'nrip_save', 'sme', 'sev']) assert.ok(flags.has(f), `${g.name}: ${f}`);
           assert.equal(flags.has('sev_es'), g.es, 'sev_es');
-          assert.equal(flags.has('sev_snp'), g.snp, 'sev_snp (exactly when generation.cc says SNP)');
+          // bsp_determine_snp clears sev_snp unless the host enabled SNP (sev-emu run --host-snp).
+          assert.equal(flags.has('sev_snp'), false, 'sev_snp: the emulated host did not enable SNP');
           assert.ok(!flags.has('hypervisor'), 'an emulated host is bare metal');
         });
       });
@@ -162,14 +167,28 @@ describe('emulated CPU: the emulated EPYC, whatever the real CPU', function () {
           assert.equal(o.ok.es.status, 1);
         }
         if (g.snp) {
+          // The CPU has SNP; the host did not enable it, so neither the kernel nor KVM offers it.
           const snp = byId('snp');
-          for (const id of ['cpuid-sev-snp', 'cpuid-vmpl', 'cpuinfo-sev_snp', 'kvm-sev-snp']) {
+          for (const id of ['cpuid-sev-snp', 'cpuid-vmpl']) {
             assert.equal(snp.get(id)?.state, 'PASS', `${g.name} snp: ${JSON.stringify(snp.get(id))}`);
           }
+          for (const id of ['cpuinfo-sev_snp', 'kvm-sev-snp']) {
+            assert.equal(snp.get(id)?.state, 'FAIL', `${g.name} snp: ${JSON.stringify(snp.get(id))}`);
+          }
+          assert.equal(o.ok.snp.status, 1);
         }
       });
     });
   }
+
+  it('with --host-snp the kernel lists sev_snp, while kvm_amd says sev_snp=N: the emulated KVM has no SNP VMs yet', () => {
+    const o = observed.get('milan --host-snp')!;
+    const flags = new Set((field(o.cpuinfo, 'flags') ?? '').split(' '));
+    assert.ok(flags.has('sev_snp'), 'sev_snp');
+    const snp = new Map(o.ok.snp.report.checks.map((c) => [c.id, c]));
+    assert.equal(snp.get('cpuinfo-sev_snp')?.state, 'PASS', JSON.stringify(snp.get('cpuinfo-sev_snp')));
+    assert.equal(snp.get('kvm-sev-snp')?.state, 'FAIL', JSON.stringify(snp.get('kvm-sev-snp')));
+  });
 
   it('C programs reading /proc/cpuinfo through stdio (fopen, fopen64) see the emulated part too', function () {
     if (!haveCompiler()) skipBecause(this, 'no C compiler (cc)');

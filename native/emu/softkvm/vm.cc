@@ -127,10 +127,16 @@ std::vector<kvm_cpuid_entry2> supported_cpuid() {
           break;
         case 0x8000000a:
           continue;  // SVM features: none
-        case 0x8000001f:
-          k.ebx &= 0xfff;  // C-bit position and physical address reduction
+        case 0x8000001f: {
+          // kvm_set_cpu_caps + sev_set_cpu_caps: SME, SEV, SEV-ES where KVM offers it,
+          // SME_COHERENT; no SNP (this KVM cannot create SNP VMs). Only the C-bit position
+          // stays in EBX (no VMPLs, the reduced MAXPHYADDR is in 0x80000008).
+          const KvmSevFacts& f = kvm_sev_facts();
+          k.eax &= (1u << 0) | (f.sev ? 1u << 1 : 0) | (f.es ? 1u << 3 : 0) | (1u << 10);
+          k.ebx &= 0x3f;
           k.ecx = k.edx = 0;
           break;
+        }
       }
       table.push_back(k);
     }
