@@ -3,7 +3,12 @@
 // certificate) without changing what callers can read from the error.
 import { constants as osConstants } from 'node:os';
 
-/** SEV firmware status codes (the kernel's sev_ret_code), by value. */
+/**
+ * SEV firmware status codes (the kernel's sev_ret_code, Linux 7.2 include/uapi/linux/psp-sev.h),
+ * by value, named as the UAPI spells them without the SEV_RET_ prefix. 0x03 has two names there
+ * (SEV_RET_INAVLID_CONFIG, an old misspelling kept for compatibility, and SEV_RET_INVALID_CONFIG):
+ * values print as the correct spelling; both names are in FIRMWARE_STATUS_CODE.
+ */
 export const FIRMWARE_STATUS: Readonly<Record<number, string>> = Object.freeze({
   [-1]: 'NO_FW_CALL',
   0x00: 'SUCCESS',
@@ -45,20 +50,61 @@ export const FIRMWARE_STATUS: Readonly<Record<number, string>> = Object.freeze({
   0x25: 'RESTORE_REQUIRED',
   0x26: 'RMP_INITIALIZATION_FAILED',
   0x27: 'INVALID_KEY',
+  0x28: 'SHUTDOWN_INCOMPLETE',
+  0x30: 'INCORRECT_BUFFER_LENGTH',
+  0x31: 'EXPAND_BUFFER_LENGTH_REQUEST',
+  0x32: 'SPDM_REQUEST',
+  0x33: 'SPDM_ERROR',
+  0x35: 'SEV_STATUS_ERR_IN_DEV_CONN',
+  0x36: 'SEV_STATUS_INVALID_DEV_CTX',
+  0x37: 'SEV_STATUS_INVALID_TDI_CTX',
+  0x38: 'SEV_STATUS_INVALID_TDI',
+  0x39: 'SEV_STATUS_RECLAIM_REQUIRED',
+  0x3a: 'IN_USE',
+  0x3b: 'SEV_STATUS_INVALID_DEV_STATE',
+  0x3c: 'SEV_STATUS_INVALID_TDI_STATE',
+  0x3d: 'SEV_STATUS_DEV_CERT_CHANGED',
+  0x3e: 'SEV_STATUS_RESYNC_REQ',
+  0x3f: 'SEV_STATUS_RESPONSE_TOO_LARGE',
 });
 
-/** Firmware status value by name (inverse of FIRMWARE_STATUS). */
-export const FIRMWARE_STATUS_CODE: Readonly<Record<string, number>> = Object.freeze(
-  Object.fromEntries(Object.entries(FIRMWARE_STATUS).map(([k, v]) => [v, Number(k)])),
-);
+/**
+ * SEV_RET_MAX: one past the highest status the UAPI names. It is an enum bound, not a status the
+ * firmware returns, so a value of 0x40 prints as unknown.
+ */
+export const FIRMWARE_STATUS_MAX = 0x40;
 
+/** Firmware status value by every name the UAPI gives it (inverse of FIRMWARE_STATUS, plus aliases). */
+export const FIRMWARE_STATUS_CODE: Readonly<Record<string, number>> = Object.freeze({
+  ...Object.fromEntries(Object.entries(FIRMWARE_STATUS).map(([k, v]) => [v, Number(k)])),
+  INAVLID_CONFIG: 0x03,
+  MAX: FIRMWARE_STATUS_MAX,
+});
+
+/**
+ * The status's name, or UNKNOWN_0x<hex>. The kernel stores the int sev_ret_code in a __u32
+ * `error` field, so NO_FW_CALL (-1) reaches user space as 0xffffffff: read it back as signed.
+ */
 export function firmwareStatusName(status: number): string {
-  return FIRMWARE_STATUS[status] ?? `UNKNOWN_0x${status.toString(16)}`;
+  const s = status | 0;
+  return FIRMWARE_STATUS[s] ?? `UNKNOWN_0x${(s >>> 0).toString(16)}`;
 }
 
-const ERRNO_NAMES: Record<number, string> = Object.fromEntries(
-  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
-);
+/**
+ * The kernel's ENOTSUPP (524): a kernel-internal errno that still reaches user space, e.g. from
+ * /dev/sev when the firmware's API is too old for a command (sev_ioctl_do_get_id2). libc has no name
+ * for it, and it is not EOPNOTSUPP (95).
+ */
+export const ENOTSUPP = 524;
+
+const ERRNO_NAMES: Record<number, string> = {
+  ...Object.fromEntries(Object.entries(osConstants.errno).map(([name, value]) => [value, name])),
+  // Where libc has two names for one value, use the one the kernel's code returns: the table
+  // above keeps whichever Node lists last (EWOULDBLOCK for 11).
+  [osConstants.errno.EAGAIN]: 'EAGAIN',
+  [osConstants.errno.EOPNOTSUPP]: 'EOPNOTSUPP',
+  [ENOTSUPP]: 'ENOTSUPP',
+};
 
 export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `E${errno}`;
@@ -79,6 +125,7 @@ export class SevError extends Error {
   readonly errno: number;
   /** errno by name ('EIO', 'EPERM', ...), or 'EINVALIDARG' style codes from subclasses. */
   readonly code: string;
+  /** Firmware status code (-1 = NO_FW_CALL), undefined when none was given. */
   readonly firmwareStatus: number | undefined;
   /** Firmware status by name ('INVALID_PLATFORM_STATE', ...), undefined when none was given. */
   readonly firmwareStatusName: string | undefined;
@@ -89,18 +136,19 @@ export class SevError extends Error {
     this.command = details.command;
     this.errno = details.errno ?? 0;
     this.code = this.errno ? errnoName(this.errno) : 'ESEV';
-    this.firmwareStatus = details.firmwareStatus;
+    // As the kernel's int sev_ret_code: NO_FW_CALL is -1 here, not the 0xffffffff of the __u32 field.
+    this.firmwareStatus = details.firmwareStatus === undefined ? undefined : details.firmwareStatus | 0;
     this.firmwareStatusName =
       details.firmwareStatus === undefined ? undefined : firmwareStatusName(details.firmwareStatus);
   }
 
   /** A failed ioctl: errno from the kernel and, when the firmware ran, its status. */
   static fromIoctl(command: string, errno: number, firmwareStatus: number): SevError {
-    const fw = firmwareStatus > 0 ? ` (firmware status ${firmwareStatusName(firmwareStatus)})` : '';
+    const fw = firmwareStatus !== 0 ? ` (firmware status ${firmwareStatusName(firmwareStatus)})` : '';
     return new SevError(`${command} failed: ${errnoName(errno)}${fw}`, {
       command,
       errno,
-      firmwareStatus: firmwareStatus > 0 ? firmwareStatus : undefined,
+      firmwareStatus: firmwareStatus !== 0 ? firmwareStatus : undefined,
     });
   }
 

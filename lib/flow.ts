@@ -43,9 +43,12 @@ const MAX_QUERIED_LENGTH = 0x4000;
  * and the needed length written back (or success). Anything else is thrown as the typed error.
  */
 export function queriedLength(command: string, o: NativeOutcome, length: number): number {
-  const answered = o.errno === 0 || (o.errno === osConstants.errno.EIO && o.fwError === FIRMWARE_STATUS_CODE.INVALID_LEN);
-  if (!answered) check(command, o);
+  const invalidLen = o.errno === osConstants.errno.EIO && o.fwError === FIRMWARE_STATUS_CODE.INVALID_LEN;
+  if (o.errno !== 0 && !invalidLen) check(command, o);
   if (length <= 0 || length > MAX_QUERIED_LENGTH) {
+    // An INVALID_LEN that wrote back no usable length is a plain firmware failure: report it
+    // under the firmware's status, not as a length problem of ours.
+    if (invalidLen) throw SevError.fromIoctl(command, o.errno, o.fwError);
     throw new SevError(`${command}: firmware asked for an implausible length ${length}`, { command, errno: osConstants.errno.EIO });
   }
   return length;

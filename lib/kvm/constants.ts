@@ -67,6 +67,7 @@ export const KVM_EXIT: Readonly<Record<string, number>> = Object.freeze({
   LOONGARCH_IOCSR: 38,
   MEMORY_FAULT: 39,
   TDX: 40,
+  SNP_REQ_CERTS: 43,
 });
 
 const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KVM_EXIT).map(([k, v]) => [v, k]));

@@ -3,7 +3,7 @@
 // firmware how much it needs (INVALID_LEN + length), then fetch into a buffer of that size.
 import { constants as osConstants } from 'node:os';
 
-import { SevArgumentError, SevClosedError, SevError } from '../errors';
+import { ENOTSUPP, SevArgumentError, SevClosedError, SevError } from '../errors';
 import { native, type NativeOutcome, type NativeSevDevice } from '../native';
 import { call, check, type Flow, queriedLength, runAsync, runSync } from '../flow';
 import {
@@ -18,8 +18,6 @@ import {
 import { SEV_CERT_SIZE } from '../certs/sev-cert';
 /** The largest blob the kernel bounces for the platform (SEV_FW_BLOB_MAX_SIZE). */
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
-/** The kernel's ENOTSUPP (524): command needs a newer firmware API. */
-const ENOTSUPP = 524;
 const { EIO, EINVAL, ENOENT, EACCES, EPERM } = osConstants.errno;
 
 export const DEFAULT_SEV_DEVICE = '/dev/sev';

@@ -11,8 +11,8 @@
 //                   GET_ATTESTATION_REPORT | SEND_* | RECEIVE_*
 //   N             = 1, 2, ... (the Nth SEV_ISSUE_CMD / KVM_MEMORY_ENCRYPT_OP of that command
 //                   in this process, counting every call, failed ones included) | * (every call)
-//   RESULT        = a firmware status name without SEV_RET_ (INVALID_PLATFORM_STATE,
-//                   INVALID_LEN, ...) or a number (0x1)
+//   RESULT        = a firmware status name as psp-sev.h spells it without SEV_RET_
+//                   (INVALID_PLATFORM_STATE, INVALID_LEN, ... ; see names.cc) or a number (0x1)
 //                 | errno:NAME (errno:ENOMEM, errno:EBUSY, ...)
 //
 // A firmware status makes that command's firmware call fail: the ioctl returns -1/EIO with
@@ -73,7 +73,8 @@ bool parse_rule(const std::string& text, Rule& r) {
     r.fault.err = errno_from_name(res.substr(6));
     return r.fault.err != 0;
   }
-  if (status_from_name(res, r.fault.status)) return r.fault.status != 0;
+  // NO_FW_CALL (-1) and SUCCESS are not firmware failures, so they cannot be injected.
+  if (status_from_name(res, r.fault.status)) return r.fault.status > 0;
   char* end = nullptr;
   long v = strtol(res.c_str(), &end, 0);
   if (res.empty() || *end || v <= 0 || v > 0xffff) return false;

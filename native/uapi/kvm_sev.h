@@ -1,6 +1,7 @@
 // The SEV parts of KVM's ABI (Linux include/uapi/linux/kvm.h and
-// arch/x86/include/uapi/asm/kvm.h as of the SEV-SNP / KVM_SEV_INIT2 era), carried by the project
-// so it builds against 6.1 headers and drives newer kernels. Struct names follow the kernel's
+// arch/x86/include/uapi/asm/kvm.h as of Linux 7.2), carried by the project so it builds against
+// 6.1 headers and drives newer kernels. Private memory (guest_memfd, memory attributes) is in
+// kvm_memory.h, the kvm_run exits SEV adds in kvm_run.h. Struct names follow the kernel's
 // inside namespace uapi; ioctl numbers and capabilities that <linux/kvm.h> may also define as
 // macros are spelled with a KVMIO_/CAP_ prefix here so the two never collide.
 #pragma once
@@ -41,8 +42,10 @@ enum : uint32_t {
   KVM_SEV_SNP_LAUNCH_START = 100,
   KVM_SEV_SNP_LAUNCH_UPDATE,
   KVM_SEV_SNP_LAUNCH_FINISH,
+  KVM_SEV_SNP_ENABLE_REQ_CERTS,  // 7.2: certificate requests exit to user space (KVM_EXIT_SNP_REQ_CERTS)
   KVM_SEV_NR_MAX,
 };
+static_assert(KVM_SEV_SNP_ENABLE_REQ_CERTS == 103 && KVM_SEV_NR_MAX == 104, "KVM_SEV_NR_MAX (7.2)");
 
 // VM types for KVM_CREATE_VM (x86).
 enum : uint32_t {
@@ -59,6 +62,8 @@ constexpr uint32_t CAP_VM_TYPES = 235;       // KVM_CAP_VM_TYPES: bitmask of 1 <
 constexpr uint32_t CAP_EXIT_HYPERCALL = 201;  // KVM_CAP_EXIT_HYPERCALL
 constexpr uint32_t KVM_X86_GRP_SEV = 1;       // KVM_GET_DEVICE_ATTR group on /dev/kvm
 constexpr uint32_t KVM_X86_SEV_VMSA_FEATURES = 0;
+constexpr uint32_t KVM_X86_SNP_POLICY_BITS = 1;
+constexpr uint32_t KVM_X86_SEV_SNP_REQ_CERTS = 2;  // 1 when KVM_SEV_SNP_ENABLE_REQ_CERTS is offered
 
 // SNP page types for KVM_SEV_SNP_LAUNCH_UPDATE (same values as the firmware's).
 enum : uint8_t {

@@ -28,13 +28,14 @@ enum : uint32_t {
   SEV_MAX,
 };
 
-// Firmware status codes (sev_ret_code). Written by the kernel into sev_issue_cmd.error.
+// Firmware status codes (sev_ret_code, Linux 7.2). Written by the kernel into sev_issue_cmd.error.
 enum : int32_t {
   SEV_RET_NO_FW_CALL = -1,  // kernel-only: the firmware was never called
   SEV_RET_SUCCESS = 0,
   SEV_RET_INVALID_PLATFORM_STATE = 0x01,
   SEV_RET_INVALID_GUEST_STATE = 0x02,
-  SEV_RET_INVALID_CONFIG = 0x03,
+  SEV_RET_INAVLID_CONFIG = 0x03,  // the UAPI's original (misspelled) name, kept as it does
+  SEV_RET_INVALID_CONFIG = SEV_RET_INAVLID_CONFIG,
   SEV_RET_INVALID_LEN = 0x04,
   SEV_RET_ALREADY_OWNED = 0x05,
   SEV_RET_INVALID_CERTIFICATE = 0x06,
@@ -70,7 +71,25 @@ enum : int32_t {
   SEV_RET_RESTORE_REQUIRED = 0x25,
   SEV_RET_RMP_INITIALIZATION_FAILED = 0x26,
   SEV_RET_INVALID_KEY = 0x27,
+  SEV_RET_SHUTDOWN_INCOMPLETE = 0x28,
+  SEV_RET_INCORRECT_BUFFER_LENGTH = 0x30,
+  SEV_RET_EXPAND_BUFFER_LENGTH_REQUEST = 0x31,
+  SEV_RET_SPDM_REQUEST = 0x32,
+  SEV_RET_SPDM_ERROR = 0x33,
+  SEV_RET_SEV_STATUS_ERR_IN_DEV_CONN = 0x35,
+  SEV_RET_SEV_STATUS_INVALID_DEV_CTX = 0x36,
+  SEV_RET_SEV_STATUS_INVALID_TDI_CTX = 0x37,
+  SEV_RET_SEV_STATUS_INVALID_TDI = 0x38,
+  SEV_RET_SEV_STATUS_RECLAIM_REQUIRED = 0x39,
+  SEV_RET_IN_USE = 0x3A,
+  SEV_RET_SEV_STATUS_INVALID_DEV_STATE = 0x3B,
+  SEV_RET_SEV_STATUS_INVALID_TDI_STATE = 0x3C,
+  SEV_RET_SEV_STATUS_DEV_CERT_CHANGED = 0x3D,
+  SEV_RET_SEV_STATUS_RESYNC_REQ = 0x3E,
+  SEV_RET_SEV_STATUS_RESPONSE_TOO_LARGE = 0x3F,
+  SEV_RET_MAX,  // a bound, not a status
 };
+static_assert(SEV_RET_MAX == 0x40, "SEV_RET_MAX");
 
 // Platform states as PLATFORM_STATUS reports them.
 enum : uint8_t { SEV_STATE_UNINIT = 0, SEV_STATE_INIT = 1, SEV_STATE_WORKING = 2 };

@@ -60,26 +60,39 @@ describe('platform: several processes', function () {
   });
 });
 
+/**
+ * Runs the SevPlatform *Sync methods `calls` in order in a fresh emulator with the fault rules,
+ * and gives each call's outcome: 'ok', or the named SevError fields joined by ':'.
+ */
+function outcomesUnderFault(rules: string, calls: string[], fields: string[]): { outcomes: string[]; stderr: string } {
+  const r = underFreshEmulator(
+    ['--fault', rules],
+    nodeScript(`
+      const p = lib.SevPlatform.open();
+      const out = [];
+      for (const f of ${JSON.stringify(calls)}) {
+        try { p[f](); out.push('ok'); }
+        catch (e) { out.push(${JSON.stringify(fields)}.map((k) => e[k]).join(':')); }
+      }
+      console.log(JSON.stringify(out));
+    `),
+  );
+  assert.equal(r.status, 0, r.stderr);
+  return { outcomes: JSON.parse(r.stdout), stderr: r.stderr };
+}
+
 describe('emulator: fault injection', function () {
   before(function () {
     if (!emulated) skipBecause(this, 'fault injection is an emulator feature');
   });
 
   it('makes the Nth call of a command fail with a firmware status', () => {
-    const r = underFreshEmulator(
-      ['--fault', 'PLATFORM_STATUS@2=INVALID_PLATFORM_STATE'],
-      nodeScript(`
-        const p = lib.SevPlatform.open();
-        const out = [];
-        for (let i = 0; i < 3; i++) {
-          try { p.statusSync(); out.push('ok'); }
-          catch (e) { out.push([e.name, e.command, e.code, e.firmwareStatusName].join(':')); }
-        }
-        console.log(JSON.stringify(out));
-      `),
+    const { outcomes } = outcomesUnderFault(
+      'PLATFORM_STATUS@2=INVALID_PLATFORM_STATE',
+      ['statusSync', 'statusSync', 'statusSync'],
+      ['name', 'command', 'code', 'firmwareStatusName'],
     );
-    assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout), ['ok', 'SevError:PLATFORM_STATUS:EIO:INVALID_PLATFORM_STATE', 'ok']);
+    assert.deepEqual(outcomes, ['ok', 'SevError:PLATFORM_STATUS:EIO:INVALID_PLATFORM_STATE', 'ok']);
   });
 
   it('makes a call fail with an errno, and async calls see it too', () => {
@@ -98,6 +111,30 @@ describe('emulator: fault injection', function () {
     );
     assert.equal(r.status, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), ['ENOMEM', 'ALREADY_OWNED', 'ok']);
+  });
+
+  it('an injected INVALID_LEN is reported as INVALID_LEN, on the length query and on the fetch', () => {
+    const { outcomes } = outcomesUnderFault(
+      'PEK_CSR@1=INVALID_LEN,GET_ID2@2=INVALID_LEN,PDH_CERT_EXPORT@1=INVALID_LEN',
+      ['pekCsrSync', 'getIdSync', 'pdhCertExportSync', 'pekCsrSync'],
+      ['command', 'code', 'firmwareStatusName'],
+    );
+    assert.deepEqual(outcomes, [
+      'PEK_CSR:EIO:INVALID_LEN', // the query: no length came back
+      'GET_ID2:EIO:INVALID_LEN', // the fetch after a good query
+      'PDH_CERT_EXPORT:EIO:INVALID_LEN',
+      'ok', // only the first PEK_CSR was failed
+    ]);
+  });
+
+  it('takes every status name of the 7.2 UAPI, the misspelled alias too, but not NO_FW_CALL', () => {
+    const { outcomes, stderr } = outcomesUnderFault(
+      'PEK_GEN@1=SEV_STATUS_RESPONSE_TOO_LARGE,PEK_GEN@2=INAVLID_CONFIG,PDH_GEN@1=NO_FW_CALL',
+      ['pekGenSync', 'pekGenSync', 'pdhGenSync'],
+      ['firmwareStatus', 'firmwareStatusName'],
+    );
+    assert.deepEqual(outcomes, ['63:SEV_STATUS_RESPONSE_TOO_LARGE', '3:INVALID_CONFIG', 'ok']);
+    assert.match(stderr, /ignoring malformed rule 'PDH_GEN@1=NO_FW_CALL'/);
   });
 
   it('leaves the state unchanged when a write command is failed', () => {

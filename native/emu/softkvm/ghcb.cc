@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kvm_vm.h"
+#include "uapi/kvm_run.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -36,7 +37,6 @@ constexpr uint64_t kErrInvalidUsage = 2, kErrInvalidScratch = 3, kErrMissingInpu
                    kErrInvalidEvent = 6;
 constexpr uint64_t kHvFeaturesSupported = 3;  // GHCB_HV_FT_SNP | GHCB_HV_FT_SNP_AP_CREATION
 constexpr uint64_t kGhcbVersionMin = 1;
-constexpr uint32_t kSystemEventSevTerm = 6;  // KVM_SYSTEM_EVENT_SEV_TERM
 constexpr uint64_t kEvtInjGp = (1u << 31) | (3u << 8) | 13;  // SVM_EVTINJ_VALID | TYPE_EXEPT | #GP
 
 uint64_t get64(const uint8_t* g, size_t off) {
@@ -74,7 +74,7 @@ SoftVcpu::Next SoftVcpu::ghcb_msr_protocol() {
   const uint64_t msr = ghcb_msr_;
   auto terminate = [&] {
     run_->exit_reason = KVM_EXIT_SYSTEM_EVENT;
-    run_->system_event.type = kSystemEventSevTerm;
+    run_->system_event.type = uapi::SYSTEM_EVENT_SEV_TERM;
     run_->system_event.ndata = 1;
     run_->system_event.data[0] = msr;
     return Next::kExit;
@@ -214,7 +214,7 @@ SoftVcpu::Next SoftVcpu::vmgexit(const X86Insn& in) {
     case kTermRequest:
       g.sync_regs();
       run_->exit_reason = KVM_EXIT_SYSTEM_EVENT;
-      run_->system_event.type = kSystemEventSevTerm;
+      run_->system_event.type = uapi::SYSTEM_EVENT_SEV_TERM;
       run_->system_event.ndata = 1;
       run_->system_event.data[0] = ghcb_msr_;
       return Next::kExit;

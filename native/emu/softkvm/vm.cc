@@ -18,6 +18,7 @@
 #include "kvm_vm.h"
 #include "real_libc.h"
 #include "uapi/kvm_flex.h"
+#include "uapi/kvm_memory.h"
 #include "uapi/kvm_sev.h"
 #include "user_mem.h"
 #include "vcpu.h"
@@ -187,6 +188,9 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
     case KVM_CAP_IRQ_ROUTING: return 4096;
     case KVM_CAP_MCE: return 32;  // KVM_MAX_MCE_BANKS
     case KVM_CAP_READONLY_MEM: return vm && vm->sev->has_protected_state() ? 0 : 1;
+    // No private memory yet (it comes with SNP guests): no guest_memfd, no memory attributes, and
+    // KVM_SET_USER_MEMORY_REGION2 is not offered.
+    case uapi::CAP_GUEST_MEMFD: case uapi::CAP_MEMORY_ATTRIBUTES: return 0;
     case uapi::CAP_VM_TYPES: {
       long mask = 1L << uapi::KVM_X86_DEFAULT_VM;
       if (f.sev) mask |= 1L << uapi::KVM_X86_SEV_VM;
