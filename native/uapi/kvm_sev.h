@@ -59,6 +59,8 @@ constexpr uint32_t CAP_VM_TYPES = 235;       // KVM_CAP_VM_TYPES: bitmask of 1 <
 constexpr uint32_t CAP_EXIT_HYPERCALL = 201;  // KVM_CAP_EXIT_HYPERCALL
 constexpr uint32_t KVM_X86_GRP_SEV = 1;       // KVM_GET_DEVICE_ATTR group on /dev/kvm
 constexpr uint32_t KVM_X86_SEV_VMSA_FEATURES = 0;
+constexpr uint32_t KVM_X86_SNP_POLICY_BITS = 1;
+constexpr uint32_t KVM_X86_SEV_SNP_REQ_CERTS = 2;
 
 // SNP page types for KVM_SEV_SNP_LAUNCH_UPDATE (same values as the firmware's).
 enum : uint8_t {
