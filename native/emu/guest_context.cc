@@ -33,13 +33,12 @@ bool api_at_least(const PlatformConfig& c, uint8_t major, uint8_t minor) {
   return c.api_major > major || (c.api_major == major && c.api_minor >= minor);
 }
 
-}  // namespace
-
-// LAUNCH_START (spec 6.2). The platform must be INIT or WORKING; the policy's minimum API
-// version must not exceed the firmware's; a non-zero HANDLE shares that guest's keys, which
-// NOKS in either policy forbids. With a guest owner DH certificate the TEK/TIK come from
-// the session blob (wrap_mac / policy_mac checked), otherwise they are random.
-int launch_start(NvSession& nv, const StartArgs& a, std::shared_ptr<Guest>& out) {
+// What LAUNCH_START and RECEIVE_START check before creating a guest (spec 6.2, 6.17): the
+// platform must be INIT or WORKING; the policy's minimum API version must not exceed the
+// firmware's; a non-zero HANDLE shares that guest's keys, which NOKS in either policy forbids.
+// With a DH certificate the TEK/TIK come from the session blob (wrap_mac / policy_mac
+// checked), otherwise they are random.
+int start_keys(NvSession& nv, const StartArgs& a, launch::TransportKeys& keys) {
   if (!nv.state().sev_init) return SEV_RET_INVALID_PLATFORM_STATE;
   const PlatformConfig& cfg = nv.config();
   if (a.handle != 0) {
@@ -50,26 +49,34 @@ int launch_start(NvSession& nv, const StartArgs& a, std::shared_ptr<Guest>& out)
   if (!api_at_least(cfg, policy_api_major(a.policy), policy_api_minor(a.policy)))
     return SEV_RET_POLICY_FAILURE;
   if ((a.policy & kPolicyEs) && !cfg.gen->es) return SEV_RET_POLICY_FAILURE;
-
-  auto g = std::make_shared<Guest>();
-  if (a.dh_cert) {
-    if (!a.session || a.session->size() < launch::kSessionLen) return SEV_RET_INVALID_LEN;
-    crypto::Pkey pdh = crypto::private_from_pem(nv.get_text("pdh.pem"));
-    switch (launch::unwrap_session(pdh.get(), a.dh_cert->data(), a.dh_cert->size(),
-                                   a.session->data(), a.policy, g->keys)) {
-      case launch::UnwrapResult::kOk:
-        break;
-      case launch::UnwrapResult::kBadCert:
-        return SEV_RET_INVALID_CERTIFICATE;
-      case launch::UnwrapResult::kBadMac:
-        return SEV_RET_BAD_MEASUREMENT;
-    }
-  } else {
+  if (!a.dh_cert) {
     Bytes k = crypto::random_bytes(32);
-    memcpy(g->keys.tek, k.data(), 16);
-    memcpy(g->keys.tik, k.data() + 16, 16);
+    memcpy(keys.tek, k.data(), 16);
+    memcpy(keys.tik, k.data() + 16, 16);
     OPENSSL_cleanse(k.data(), k.size());
+    return SEV_RET_SUCCESS;
   }
+  if (!a.session || a.session->size() < launch::kSessionLen) return SEV_RET_INVALID_LEN;
+  crypto::Pkey pdh = crypto::private_from_pem(nv.get_text("pdh.pem"));
+  switch (launch::unwrap_session(pdh.get(), a.dh_cert->data(), a.dh_cert->size(),
+                                 a.session->data(), a.policy, keys)) {
+    case launch::UnwrapResult::kOk:
+      return SEV_RET_SUCCESS;
+    case launch::UnwrapResult::kBadCert:
+      return SEV_RET_INVALID_CERTIFICATE;
+    case launch::UnwrapResult::kBadMac:
+      return SEV_RET_BAD_MEASUREMENT;
+  }
+  return SEV_RET_INVALID_CERTIFICATE;
+}
+
+}  // namespace
+
+// LAUNCH_START (spec 6.2): start_keys' checks, then a new guest in LUPDATE.
+int launch_start(NvSession& nv, const StartArgs& a, std::shared_ptr<Guest>& out) {
+  auto g = std::make_shared<Guest>();
+  if (int status = start_keys(nv, a, g->keys)) return status;
+  const PlatformConfig& cfg = nv.config();
   g->policy = a.policy;
   g->api_major = cfg.api_major;
   g->api_minor = cfg.api_minor;
@@ -175,6 +182,39 @@ int launch_finish(Guest& g) {
   if (g.state != kLsecret) return SEV_RET_INVALID_GUEST_STATE;
   g.state = kRunning;
   return SEV_RET_SUCCESS;
+}
+
+// SEND_START (spec 6.12): a RUNNING guest whose policy allows sending; SESSION_LEN too small
+// for the session (the structure LAUNCH_START takes) is INVALID_LEN with the length written
+// back — the length query QEMU makes. The model does not export guests, so a well-formed
+// SEND_START answers UNSUPPORTED, and no guest ever reaches SUPDATE.
+int send_start(Guest& g, uint32_t& session_len) {
+  if (g.state != kRunning) return SEV_RET_INVALID_GUEST_STATE;
+  if (g.policy & kPolicyNoSend) return SEV_RET_POLICY_FAILURE;
+  if (session_len < launch::kSessionLen) {
+    session_len = uint32_t(launch::kSessionLen);
+    return SEV_RET_INVALID_LEN;
+  }
+  return SEV_RET_UNSUPPORTED;
+}
+
+// SEND_UPDATE_DATA, SEND_FINISH, SEND_CANCEL: only in SUPDATE, which SEND_START never reaches.
+int send_step(Guest& g) {
+  return g.state == kSupdate ? SEV_RET_UNSUPPORTED : SEV_RET_INVALID_GUEST_STATE;
+}
+
+// RECEIVE_START (spec 6.17): LAUNCH_START's checks and session unwrap; importing a guest is
+// not modelled (UNSUPPORTED), so no guest ever reaches RUPDATE.
+int receive_start(NvSession& nv, const StartArgs& a) {
+  launch::TransportKeys keys{};
+  int status = start_keys(nv, a, keys);
+  OPENSSL_cleanse(&keys, sizeof keys);
+  return status ? status : SEV_RET_UNSUPPORTED;
+}
+
+// RECEIVE_UPDATE_DATA, RECEIVE_FINISH: only in RUPDATE.
+int receive_step(Guest& g) {
+  return g.state == kRupdate ? SEV_RET_UNSUPPORTED : SEV_RET_INVALID_GUEST_STATE;
 }
 
 // DBG_DECRYPT / DBG_ENCRYPT: refused by policy NODBG. With memory encryption applied, decrypt

@@ -87,6 +87,12 @@ int launch_measure(Guest& g, uint8_t* out, uint32_t& len);
 int launch_secret(Guest& g, const Bytes& hdr, const Bytes& trans, uint64_t guest_addr,
                   uint32_t guest_len);
 int launch_finish(Guest& g);
+// Migration: the state and policy checks and SEND_START's length query; the transfer itself is
+// not modelled (UNSUPPORTED). `session_len` is SESSION_LEN in and out.
+int send_start(Guest& g, uint32_t& session_len);
+int send_step(Guest& g);  // SEND_UPDATE_DATA, SEND_FINISH, SEND_CANCEL
+int receive_start(NvSession& nv, const StartArgs& args);
+int receive_step(Guest& g);  // RECEIVE_UPDATE_DATA, RECEIVE_FINISH
 // DBG_DECRYPT / DBG_ENCRYPT of one pinned page's worth of user memory.
 int dbg(Guest& g, bool encrypt, uint64_t src, uint64_t dst, uint32_t len, bool* fault);
 // ATTESTATION (API 0.23+): the report signed by the PEK into `out` (null: address 0).

@@ -17,6 +17,10 @@ struct KvmSevFacts {
 };
 const KvmSevFacts& kvm_sev_facts();
 
+// KVM_GET_DEVICE_ATTR / KVM_HAS_DEVICE_ATTR (`req`) on /dev/kvm for group KVM_X86_GRP_SEV
+// (sev_dev_get_attr): 0, -ENXIO for an unknown attribute, -EFAULT when `addr` is not writable.
+long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr);
+
 // Opens the real /dev/kvm and registers it as an emulated KVM system fd. Returns the fd
 // or -1 with errno set, like open(2).
 int open_kvm_device(const char* path, int flags, unsigned mode);

@@ -46,7 +46,12 @@ class SevCall {
   long guest_status();
   long dbg_crypt(bool decrypt);
   long attestation_report();
-  long send_receive();
+  long send_start();
+  long send_update_data();
+  long receive_start();
+  long receive_update_data();
+  template <typename Fn>
+  long migration_step(Fn fw_step);
 
  private:
   bool sev_guest() const { return vm_.active; }
@@ -90,10 +95,10 @@ class SevCall {
     return copy_from_user(out.data(), uaddr, len) ? -EFAULT : 0;
   }
 
-  // sev_pin_memory / sev_unpin_memory around `body`.
+  // Holds `n` pinned pages (what sev_pin_memory or sev_pin_page returned: a count or -errno)
+  // in sev->pages_locked around `body`, as the kernel does until it unpins them.
   template <typename Fn>
-  long pinned(uint64_t uaddr, uint64_t len, bool write, Fn body) {
-    long n = sev_pin_memory(vm_.pages_locked, uaddr, len, write);
+  long pinned(long n, Fn body) {
     if (n < 0) return n;
     vm_.pages_locked += uint64_t(n);
     long r = body();
@@ -234,7 +239,7 @@ long SevCall::launch_update_data() {
   if (!copy_params(params)) return -EFAULT;
   // The kernel splits the range at physically discontiguous pages; the emulator treats
   // the pinned range as contiguous, so this is one firmware command.
-  return pinned(params.uaddr, params.len, true, [&] {
+  return pinned(sev_pin_memory(vm_.pages_locked, params.uaddr, params.len, true), [&] {
     return issue_guest([&](fw::Guest& g) { return fw::launch_update_data(g, params.uaddr, params.len); });
   });
 }
@@ -302,7 +307,7 @@ long SevCall::launch_secret() {
   if (!sev_guest()) return -ENOTTY;
   kvm_sev_launch_secret params;
   if (!copy_params(params)) return -EFAULT;
-  return pinned(params.guest_uaddr, params.guest_len, true, [&]() -> long {
+  return pinned(sev_pin_memory(vm_.pages_locked, params.guest_uaddr, params.guest_len, true), [&]() -> long {
     if (!physically_contiguous(params.guest_uaddr, params.guest_len)) return -EINVAL;
     Bytes trans, hdr;
     long r;
@@ -332,29 +337,31 @@ long SevCall::guest_status() {
   return copy_to_user(cmd_.data, &params, sizeof params) ? -EFAULT : 0;
 }
 
-// sev_dbg_crypt: one source page at a time, each source and destination page pinned.
+// sev_dbg_crypt: in pieces that stay within one source and one destination page, each pinned
+// (the source read-only, the destination for writing, so a read-only buffer for DBG_DECRYPT is
+// ENOMEM). The kernel rounds unaligned pieces out to 16-byte blocks through a bounce buffer;
+// fw::dbg does the same block arithmetic, so the caller sees the same bytes.
 long SevCall::dbg_crypt(bool decrypt) {
   if (!sev_guest()) return -ENOTTY;
   kvm_sev_dbg debug;
   if (!copy_params(debug)) return -EFAULT;
-  if (!debug.len || debug.src_uaddr + debug.len < debug.src_uaddr) return -EINVAL;
-  if (!debug.dst_uaddr) return -EINVAL;
-  uint64_t vaddr = debug.src_uaddr, end = vaddr + debug.len, dst = debug.dst_uaddr;
-  uint64_t size = debug.len;
-  const uint64_t mask = ~(kPageSize - 1);
-  while (vaddr < end) {
-    uint32_t len = uint32_t(std::min<uint64_t>(kPageSize - (vaddr & ~mask), size));
+  if (!debug.len || !debug.src_uaddr || !debug.dst_uaddr) return -EINVAL;
+  if (debug.src_uaddr + debug.len < debug.src_uaddr || debug.dst_uaddr + debug.len < debug.dst_uaddr)
+    return -EINVAL;
+  const uint64_t offset_mask = kPageSize - 1;
+  uint32_t len;
+  for (uint32_t i = 0; i < debug.len; i += len) {
+    uint64_t src = debug.src_uaddr + i, dst = debug.dst_uaddr + i;
+    len = uint32_t(std::min({uint64_t(debug.len - i), kPageSize - (src & offset_mask),
+                             kPageSize - (dst & offset_mask)}));
     bool fault = false;
-    long r = pinned(vaddr & mask, kPageSize, false, [&] {
-      return pinned(dst & mask, kPageSize, true, [&] {
-        return issue_guest([&](fw::Guest& g) { return fw::dbg(g, !decrypt, vaddr, dst, len, &fault); });
+    long r = pinned(sev_pin_page(vm_.pages_locked, src & ~offset_mask, false), [&] {
+      return pinned(sev_pin_page(vm_.pages_locked, dst & ~offset_mask, true), [&] {
+        return issue_guest([&](fw::Guest& g) { return fw::dbg(g, !decrypt, src, dst, len, &fault); });
       });
     });
     if (!r && fault) r = -EFAULT;
     if (r) return r;
-    vaddr += len;
-    dst += len;
-    size -= len;
   }
   return 0;
 }
@@ -385,14 +392,111 @@ long SevCall::attestation_report() {
   return r;
 }
 
-// SEND_* / RECEIVE_*: the kernel's checks; the firmware model does not migrate guests.
-long SevCall::send_receive() {
-  if (!sev_guest()) return cmd_.id == KVM_SEV_RECEIVE_UPDATE_DATA ? -EINVAL : -ENOTTY;
-  return issue_guest([&](fw::Guest& g) {
-    bool send = cmd_.id <= KVM_SEV_SEND_FINISH || cmd_.id == KVM_SEV_SEND_CANCEL;
-    if (send && (g.policy & fw::kPolicyNoSend)) return int(SEV_RET_POLICY_FAILURE);
-    return int(SEV_RET_UNSUPPORTED);
+// Migration (sev_send_* / sev_receive_*): the kernel's argument checks in its order, then the
+// firmware, whose model checks guest state and policy but does not transfer guests (fw::send_start).
+
+// kzalloc of a firmware buffer fails beyond KMALLOC_MAX_SIZE (4 MiB on x86-64).
+constexpr uint64_t kKmallocMax = uint64_t{4} << 20;
+
+// The kernel's "Check if we are crossing the page boundary" for SEND/RECEIVE_UPDATE_DATA.
+static bool within_one_page(uint64_t uaddr, uint32_t len) {
+  uint64_t offset = uaddr & (kPageSize - 1);
+  return len <= kPageSize && len + offset <= kPageSize;
+}
+
+long SevCall::send_start() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_send_start params;
+  if (!copy_params(params)) return -EFAULT;
+  uint32_t session_len = 0;  // sev_data_send_start starts zeroed
+  if (!params.session_len) {  // __sev_send_start_query_session_length
+    long r = issue_guest([&](fw::Guest& g) { return fw::send_start(g, session_len); });
+    params.session_len = session_len;
+    return copy_to_user(cmd_.data, &params, sizeof params) ? -EFAULT : r;
+  }
+  if (!params.pdh_cert_uaddr || !params.pdh_cert_len || !params.session_uaddr ||
+      params.session_len > SEV_FW_BLOB_MAX_SIZE)
+    return -EINVAL;
+  Bytes pdh, plat, amd;
+  long r;
+  if ((r = copy_blob(params.pdh_cert_uaddr, params.pdh_cert_len, pdh)) ||
+      (r = copy_blob(params.plat_certs_uaddr, params.plat_certs_len, plat)) ||
+      (r = copy_blob(params.amd_certs_uaddr, params.amd_certs_len, amd)))
+    return r;
+  session_len = params.session_len;
+  r = issue_guest([&](fw::Guest& g) { return fw::send_start(g, session_len); });
+  // The model never succeeds here, so no session is copied out; POLICY stays 0 as the firmware
+  // leaves it on failure, SESSION_LEN is what the firmware wrote back.
+  params.policy = 0;
+  params.session_len = session_len;
+  if (copy_to_user(cmd_.data, &params, sizeof params)) r = -EFAULT;
+  return r;
+}
+
+long SevCall::send_update_data() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_send_update_data params;
+  if (!copy_params(params)) return -EFAULT;
+  if (!params.trans_len || !params.hdr_len) {  // __sev_send_update_data_query_lengths
+    long r = issue_guest([](fw::Guest& g) { return fw::send_step(g); });
+    params.hdr_len = params.trans_len = 0;  // only a guest in SUPDATE gets lengths
+    return copy_to_user(cmd_.data, &params, sizeof params) ? -EFAULT : r;
+  }
+  if (!params.trans_uaddr || !params.guest_uaddr || !params.guest_len || !params.hdr_uaddr)
+    return -EINVAL;
+  if (!within_one_page(params.guest_uaddr, params.guest_len)) return -EINVAL;
+  return pinned(sev_pin_page(vm_.pages_locked, params.guest_uaddr & ~(kPageSize - 1), false), [&]() -> long {
+    if (params.hdr_len > kKmallocMax || params.trans_len > kKmallocMax) return -ENOMEM;
+    // fw::send_step never succeeds, so there is no header or transport data to copy out.
+    return issue_guest([](fw::Guest& g) { return fw::send_step(g); });
   });
+}
+
+long SevCall::receive_start() {
+  if (!sev_guest()) return -ENOTTY;
+  kvm_sev_receive_start params;
+  if (!copy_params(params)) return -EFAULT;
+  if (!params.pdh_uaddr || !params.pdh_len || !params.session_uaddr || !params.session_len)
+    return -EINVAL;
+  Bytes pdh, session;
+  long r;
+  if ((r = copy_blob(params.pdh_uaddr, params.pdh_len, pdh)) ||
+      (r = copy_blob(params.session_uaddr, params.session_len, session)))
+    return r;
+  // On the caller's /dev/sev fd, as LAUNCH_START; fw::receive_start never creates a guest, so
+  // there is no ASID to bind and no handle to return.
+  return issue(int(cmd_.sev_fd), [&] {
+    NvSession nv;
+    fw::StartArgs a{params.handle, params.policy, &pdh, &session, vm_.encrypts_memory};
+    int status = fw::receive_start(nv, a);
+    nv.commit();
+    return status;
+  });
+}
+
+long SevCall::receive_update_data() {
+  if (!sev_guest()) return -EINVAL;  // sic: the only migration command without ENOTTY here
+  kvm_sev_receive_update_data params;
+  if (!copy_params(params)) return -EFAULT;
+  if (!params.hdr_uaddr || !params.hdr_len || !params.guest_uaddr || !params.guest_len ||
+      !params.trans_uaddr || !params.trans_len)
+    return -EINVAL;
+  if (!within_one_page(params.guest_uaddr, params.guest_len)) return -EINVAL;
+  Bytes hdr, trans;
+  long r;
+  if ((r = copy_blob(params.hdr_uaddr, params.hdr_len, hdr)) ||
+      (r = copy_blob(params.trans_uaddr, params.trans_len, trans)))
+    return r;
+  return pinned(sev_pin_page(vm_.pages_locked, params.guest_uaddr & ~(kPageSize - 1), true), [&] {
+    return issue_guest([](fw::Guest& g) { return fw::receive_step(g); });
+  });
+}
+
+// SEND_FINISH, SEND_CANCEL, RECEIVE_FINISH: the handle's firmware command, nothing else.
+template <typename Fn>
+long SevCall::migration_step(Fn fw_step) {
+  if (!sev_guest()) return -ENOTTY;
+  return issue_guest(fw_step);
 }
 
 }  // namespace
@@ -423,15 +527,13 @@ long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
       case KVM_SEV_DBG_ENCRYPT: r = c.dbg_crypt(false); break;
       case KVM_SEV_LAUNCH_SECRET: r = c.launch_secret(); break;
       case KVM_SEV_GET_ATTESTATION_REPORT: r = c.attestation_report(); break;
-      case KVM_SEV_SEND_START:
-      case KVM_SEV_SEND_UPDATE_DATA:
+      case KVM_SEV_SEND_START: r = c.send_start(); break;
+      case KVM_SEV_SEND_UPDATE_DATA: r = c.send_update_data(); break;
       case KVM_SEV_SEND_FINISH:
-      case KVM_SEV_SEND_CANCEL:
-      case KVM_SEV_RECEIVE_START:
-      case KVM_SEV_RECEIVE_UPDATE_DATA:
-      case KVM_SEV_RECEIVE_FINISH:
-        r = c.send_receive();
-        break;
+      case KVM_SEV_SEND_CANCEL: r = c.migration_step([](fw::Guest& g) { return fw::send_step(g); }); break;
+      case KVM_SEV_RECEIVE_START: r = c.receive_start(); break;
+      case KVM_SEV_RECEIVE_UPDATE_DATA: r = c.receive_update_data(); break;
+      case KVM_SEV_RECEIVE_FINISH: r = c.migration_step([](fw::Guest& g) { return fw::receive_step(g); }); break;
       // No SNP guests: snp_launch_start / snp_launch_finish say ENOTTY, snp_launch_update EINVAL.
       case KVM_SEV_SNP_LAUNCH_START:
       case KVM_SEV_SNP_LAUNCH_FINISH: r = -ENOTTY; break;
@@ -455,7 +557,8 @@ long sev_mem_enc_region(VmState& vm, bool reg, unsigned long arg) {
   std::lock_guard<std::mutex> lock(vm.lock);
   if (!vm.active) return -ENOTTY;
   if (reg) {
-    long n = sev_pin_memory(vm.pages_locked, range.addr, range.size, true);
+    // FOLL_LONGTERM without FOLL_WRITE: a read-only mapping can be registered.
+    long n = sev_pin_memory(vm.pages_locked, range.addr, range.size, false);
     if (n < 0) return n;
     vm.pages_locked += uint64_t(n);
     vm.regions.push_back({range.addr, range.size, uint64_t(n)});

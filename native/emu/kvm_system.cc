@@ -34,6 +34,27 @@ const KvmSevFacts& kvm_sev_facts() {
   return facts;
 }
 
+// sev_dev_get_attr, through kvm_x86_dev_get_attr (the value stored at `addr`) or
+// kvm_x86_dev_has_attr (nothing stored).
+long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr) {
+  uint64_t val;
+  switch (attr) {
+    case uapi::KVM_X86_SEV_VMSA_FEATURES:
+      val = kvm_sev_facts().vmsa_features;
+      break;
+    // snp_supported_policy_bits and sev_snp_enabled: set only where SNP VMs can be created,
+    // and the emulated host offers none (no KVM_X86_SNP_VM in KVM_CAP_VM_TYPES).
+    case uapi::KVM_X86_SNP_POLICY_BITS:
+    case uapi::KVM_X86_SEV_SNP_REQ_CERTS:
+      val = 0;
+      break;
+    default:
+      return -ENXIO;
+  }
+  if (req == KVM_HAS_DEVICE_ATTR) return 0;
+  return copy_to_user(addr, &val, sizeof val) ? -EFAULT : 0;
+}
+
 int open_kvm_device(const char* path, int flags, unsigned mode) {
   int fd = real::open(path, flags, mode);
   if (fd >= 0) fd_table::insert(fd, std::make_shared<KvmSystem>());
@@ -71,15 +92,12 @@ long create_vm(int fd, unsigned long type) {
   return vmfd;
 }
 
-// kvm_x86_dev_get_attr / kvm_x86_dev_has_attr for group KVM_X86_GRP_SEV (sev_dev_get_attr).
-long sev_dev_attr(int fd, unsigned long req, unsigned long arg) {
+// The host path: group KVM_X86_GRP_SEV is answered here, other groups by the real KVM.
+long host_dev_attr(int fd, unsigned long req, unsigned long arg) {
   kvm_device_attr attr;
   if (copy_from_user(&attr, arg, sizeof attr)) return -EFAULT;
   if (attr.group != uapi::KVM_X86_GRP_SEV) return forward_ioctl(fd, req, arg);
-  if (attr.attr != uapi::KVM_X86_SEV_VMSA_FEATURES) return -ENXIO;
-  if (req == KVM_HAS_DEVICE_ATTR) return 0;
-  uint64_t val = kvm_sev_facts().vmsa_features;
-  return copy_to_user(attr.addr, &val, sizeof val) ? -EFAULT : 0;
+  return sev_dev_attr(req, attr.attr, attr.addr);
 }
 
 }  // namespace
@@ -93,7 +111,7 @@ long KvmSystem::ioctl(int fd, unsigned long req, unsigned long arg) {
       break;
     case KVM_GET_DEVICE_ATTR:
     case KVM_HAS_DEVICE_ATTR:
-      return sev_dev_attr(fd, req, arg);
+      return host_dev_attr(fd, req, arg);
   }
   return forward_ioctl(fd, req, arg);
 }

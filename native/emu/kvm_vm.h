@@ -41,7 +41,9 @@ struct VmState {
   uint64_t vmsa_features = 0;
   uint16_t ghcb_version = 0;
   uint32_t asid = 0;
-  int sev_fd = -1;                // the /dev/sev fd LAUNCH_START was issued on
+  // The /dev/sev fd LAUNCH_START was issued on. kvm_sev_info starts zeroed, so before that the
+  // guest commands go to fd 0 (EBADF unless fd 0 happens to be /dev/sev).
+  int sev_fd = 0;
   std::shared_ptr<fw::Guest> guest;  // sev->handle
   uint64_t pages_locked = 0;
   struct Region {

@@ -12,6 +12,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <vector>
@@ -30,6 +31,13 @@ bool has_ipc_lock() {
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capget, &hdr, data) != 0) return false;
   return data[CAP_IPC_LOCK / 32].effective & (1u << (CAP_IPC_LOCK % 32));
+}
+
+// totalram_pages(): the machine's RAM in pages.
+uint64_t totalram_pages() {
+  struct sysinfo si {};
+  if (sysinfo(&si) != 0) return UINT64_MAX;
+  return uint64_t(si.totalram) * si.mem_unit / kPageSize;
 }
 
 uint64_t memlock_limit_pages() {
@@ -71,17 +79,32 @@ bool pin_pages(uint64_t first, uint64_t npages, bool write) {
   }
 }
 
+// sev_check_pin_count: more pages than the machine has is EINVAL whatever the limits; over
+// RLIMIT_MEMLOCK without CAP_IPC_LOCK is ENOMEM.
+long check_pin_count(uint64_t pages_locked, uint64_t npages) {
+  uint64_t total = pages_locked + npages;
+  if (total > totalram_pages()) return -EINVAL;
+  if (total > memlock_limit_pages() && !has_ipc_lock()) return -ENOMEM;
+  return 0;
+}
+
 }  // namespace
 
 long sev_pin_memory(uint64_t pages_locked, uint64_t uaddr, uint64_t ulen, bool write) {
   if (ulen == 0 || uaddr + ulen < uaddr) return -EINVAL;
   uint64_t first = uaddr / kPageSize, last = (uaddr + ulen - 1) / kPageSize;
   uint64_t npages = last - first + 1;
-  uint64_t locked = pages_locked + npages;
-  if (locked > memlock_limit_pages() && !has_ipc_lock()) return -ENOMEM;
+  // pin_user_pages_fast takes an int count; checked before the limits, as the kernel does.
   if (npages > uint64_t(INT_MAX)) return -EINVAL;
+  if (long r = check_pin_count(pages_locked, npages)) return r;
   if (!pin_pages(first * kPageSize, npages, write)) return -ENOMEM;  // "Failure locking pages"
   return long(npages);
+}
+
+long sev_pin_page(uint64_t pages_locked, uint64_t page_addr, bool write) {
+  if (long r = check_pin_count(pages_locked, 1)) return r;
+  if (!pin_pages(page_addr, 1, write)) return -ENOMEM;
+  return 1;
 }
 
 }  // namespace sevemu

@@ -294,10 +294,8 @@ class SoftKvmFile : public FdObject {
       case KVM_HAS_DEVICE_ATTR: {
         kvm_device_attr attr;
         if (copy_from_user(&attr, arg, sizeof attr)) return -EFAULT;
-        if (attr.group != uapi::KVM_X86_GRP_SEV || attr.attr != uapi::KVM_X86_SEV_VMSA_FEATURES) return -ENXIO;
-        if (req == KVM_HAS_DEVICE_ATTR) return 0;
-        uint64_t v = kvm_sev_facts().vmsa_features;
-        return copy_to_user(attr.addr, &v, sizeof v) ? -EFAULT : 0;
+        if (attr.group != uapi::KVM_X86_GRP_SEV) return -ENXIO;
+        return sev_dev_attr(req, attr.attr, attr.addr);
       }
     }
     if (trace_enabled()) log_line("software KVM: /dev/kvm ioctl 0x%lx not implemented: EINVAL", req);

@@ -1,13 +1,14 @@
-/* What Linux 7.2's UAPI has and the system's (older) headers may lack. Values from 7.2's
- * include/uapi/linux/psp-sev.h, include/uapi/linux/kvm.h and arch/x86/include/uapi/asm/kvm.h;
- * each is defined only where the system header did not. */
+/* What Linux 7.2's UAPI has and the system's headers (6.1 on the development machine) lack.
+ * Each definition is guarded, so newer system headers win; values are copied as facts from
+ * the 7.2 headers named in each block. Include after the system headers. */
 #ifndef SEV_CONFORMANCE_NEW_UAPI_H
 #define SEV_CONFORMANCE_NEW_UAPI_H
 
 #include <linux/kvm.h>
 #include <linux/psp-sev.h>
+#include <linux/types.h>
 
-/* ---- /dev/sev (psp-sev.h) ---- */
+/* ---- /dev/sev (include/uapi/linux/psp-sev.h) ---- */
 /* enum sev_cmd continues after SEV_GET_ID2 (8); 6.1's SEV_MAX is 9, 7.2's is 13. */
 #define CMD_SNP_PLATFORM_STATUS 9
 #define CMD_SNP_COMMIT 10
@@ -23,16 +24,36 @@
 #define SEV_FW_BLOB_MAX_SIZE 0x4000
 #endif
 
-/* ---- KVM (kvm.h, asm/kvm.h) ---- */
-#ifndef KVM_CAP_VM_TYPES
-#define KVM_CAP_VM_TYPES 235
-#endif
-#ifndef KVM_X86_DEFAULT_VM
+/* ---- KVM (arch/x86/include/uapi/asm/kvm.h, include/uapi/linux/kvm.h, 7.2) ---- */
+
+/* VM types and KVM_SEV_INIT2 arrived together (6.10); KVM_X86_SEV_VM marks headers that
+ * have them, including struct kvm_sev_init and the KVM_X86_GRP_SEV group. */
+#ifndef KVM_X86_SEV_VM
 #define KVM_X86_DEFAULT_VM 0
-#define KVM_X86_SW_PROTECTED_VM 1
 #define KVM_X86_SEV_VM 2
 #define KVM_X86_SEV_ES_VM 3
+#define KVM_SEV_INIT2 22 /* enum sev_cmd_id: after KVM_SEV_SEND_CANCEL (21) */
+#define KVM_X86_GRP_SEV 1
+#define KVM_X86_SEV_VMSA_FEATURES 0
+struct kvm_sev_init {
+  __u64 vmsa_features;
+  __u32 flags;
+  __u16 ghcb_version;
+  __u16 pad1;
+  __u32 pad2[8];
+};
+#endif
+#ifndef KVM_X86_SNP_VM
 #define KVM_X86_SNP_VM 4
+#endif
+#ifndef KVM_X86_SNP_POLICY_BITS
+#define KVM_X86_SNP_POLICY_BITS 1
+#endif
+#ifndef KVM_X86_SEV_SNP_REQ_CERTS
+#define KVM_X86_SEV_SNP_REQ_CERTS 2
+#endif
+#ifndef KVM_CAP_VM_TYPES
+#define KVM_CAP_VM_TYPES 235
 #endif
 
 #endif
