@@ -538,6 +538,7 @@ long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
       case KVM_SEV_SNP_LAUNCH_START:
       case KVM_SEV_SNP_LAUNCH_FINISH: r = -ENOTTY; break;
       case KVM_SEV_SNP_LAUNCH_UPDATE: r = -EINVAL; break;
+      case KVM_SEV_SNP_ENABLE_REQ_CERTS: r = -EINVAL; break;  // snp_enable_certs: not an SNP guest
       default:
         return -EINVAL;  // not copied back
     }

@@ -121,11 +121,46 @@ static void on_alarm(int sig) {
   alarms++;
 }
 
+/* KVM_MEMORY_ENCRYPT_OP on `vm`: often first made an SEV guest (INIT or INIT2, LAUNCH_START with
+ * a random policy), then known command ids (launch, DBG, SEND_*, RECEIVE_*, SNP, 7.2's
+ * ENABLE_REQ_CERTS) with random data whose first words are plausible address/length pairs. */
+static int sev_fd = -1;
+static void sev_round(int vm, unsigned long type) {
+  struct kvm_sev_cmd cmd;
+  if (below(2)) {
+    memset(buf, 0, 64);
+    cmd = (struct kvm_sev_cmd){.id = type == 0 ? (uint32_t)below(2) /* INIT, ES_INIT */ : 22 /* INIT2 */,
+                               .data = type == 0 ? 0 : (uint64_t)(uintptr_t)buf, .sev_fd = (uint32_t)sev_fd};
+    note(ioctl(vm, KVM_MEMORY_ENCRYPT_OP, &cmd), "KVM_SEV_INIT*");
+    uint32_t policy = (uint32_t)below(16);
+    memset(buf, 0, 64);
+    memcpy(buf + 4, &policy, 4); /* struct kvm_sev_launch_start: handle, policy, ... */
+    cmd = (struct kvm_sev_cmd){.id = 2 /* LAUNCH_START */, .data = (uint64_t)(uintptr_t)buf, .sev_fd = (uint32_t)sev_fd};
+    note(ioctl(vm, KVM_MEMORY_ENCRYPT_OP, &cmd), "KVM_SEV_LAUNCH_START");
+  }
+  for (int i = 0; i < 30; i++) {
+    static const uint32_t ids[] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 100, 101, 102, 103};
+    for (size_t k = 0; k < 256; k++) buf[k] = (uint8_t)next();
+    for (int w = 0; w < 6; w += 2) { /* pointer, length pairs into the buffer's own pages */
+      uint64_t addr = below(4) ? (uint64_t)(uintptr_t)(buf + 4096 + below(BUF_SIZE - 4096)) : next();
+      uint64_t len = below(3) ? below(8192) : next() & 0xffffffff;
+      memcpy(buf + w * 8, &addr, 8);
+      memcpy(buf + w * 8 + 8, &len, 4);
+    }
+    cmd = (struct kvm_sev_cmd){.id = below(8) ? ids[below(sizeof ids / sizeof ids[0])] : (uint32_t)next(),
+                               .data = below(8) ? (uint64_t)(uintptr_t)buf : random_arg(),
+                               .sev_fd = below(8) ? (uint32_t)sev_fd : (uint32_t)next()};
+    note(ioctl(vm, KVM_MEMORY_ENCRYPT_OP, &cmd), "KVM_MEMORY_ENCRYPT_OP");
+  }
+}
+
 /* A VM with a random layout of memslots, a vCPU, random registers, random code; run it. */
 static void vm_round(int kvm, int mmap_size) {
-  int vm = ioctl(kvm, KVM_CREATE_VM, below(3) == 0 ? below(6) : 0);
+  unsigned long type = below(3) == 0 ? below(6) : 0;
+  int vm = ioctl(kvm, KVM_CREATE_VM, type);
   note(vm, "KVM_CREATE_VM");
   if (vm < 0) return;
+  if (below(2)) sev_round(vm, type);
   uint8_t *mem[4] = {0};
   size_t size[4] = {0};
   for (int s = 0; s < 4; s++) {
@@ -193,6 +228,7 @@ int main(int argc, char **argv) {
   CHECK(kvm >= 0, "open /dev/kvm");
   if (kvm < 0) return 1;
   int mmap_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+  sev_fd = open("/dev/sev", O_RDWR | O_CLOEXEC); /* -1 without one: the commands then fail as they must */
   static unsigned char had[4096];
   int fds = count_fds_into(had, 4096);
   for (long i = 0; i < rounds; i++) {
@@ -208,5 +244,6 @@ int main(int argc, char **argv) {
   CHECK(alarms > 0, "timer signals interrupted KVM_RUN (%d)", (int)alarms);
   CHECK(count_fds() <= fds, "no fd leaked (%d before, %d after)", fds, count_fds());
   close(kvm);
+  if (sev_fd >= 0) close(sev_fd);
   return failures ? 1 : 0;
 }

@@ -178,6 +178,16 @@ static void dispatch_checks(void) {
   EXPECT("kvm-sev.not-sev.receive-update-data-einval", "sev_receive_update_data",
          refused_now(op(vm, KVM_SEV_RECEIVE_UPDATE_DATA, junk, &err, &fw), EINVAL),
          "RECEIVE_UPDATE_DATA on a VM without KVM_SEV_INIT -> %s (want EINVAL)", strerror(err));
+  /* The SNP commands on a VM that is not an SNP guest (SNP is off): each its own errno, and the
+     command is still copied back (known ids). */
+  int start = refused_now(op(vm, KVM_SEV_SNP_LAUNCH_START, junk, &err, &fw), ENOTTY);
+  int update = refused_now(op(vm, KVM_SEV_SNP_LAUNCH_UPDATE, junk, &err, &fw), EINVAL);
+  int finish = refused_now(op(vm, KVM_SEV_SNP_LAUNCH_FINISH, junk, &err, &fw), ENOTTY);
+  int certs = refused_now(op(vm, KVM_SEV_SNP_ENABLE_REQ_CERTS, NULL, &err, &fw), EINVAL);
+  EXPECT("kvm-sev.not-snp.snp-commands", "snp_launch_start / snp_launch_update / snp_launch_finish / snp_enable_certs",
+         start && update && finish && certs,
+         "on a default VM: SNP_LAUNCH_START ENOTTY %d, SNP_LAUNCH_UPDATE EINVAL %d, SNP_LAUNCH_FINISH ENOTTY %d, "
+         "SNP_ENABLE_REQ_CERTS EINVAL %d", start, update, finish, certs);
   close(vm);
 }
 

@@ -52,6 +52,14 @@ struct kvm_sev_init {
 #ifndef KVM_X86_SEV_SNP_REQ_CERTS
 #define KVM_X86_SEV_SNP_REQ_CERTS 2
 #endif
+#ifndef KVM_SEV_SNP_LAUNCH_START
+#define KVM_SEV_SNP_LAUNCH_START 100 /* enum sev_cmd_id: SNP commands start at 100 */
+#define KVM_SEV_SNP_LAUNCH_UPDATE 101
+#define KVM_SEV_SNP_LAUNCH_FINISH 102
+#endif
+#ifndef KVM_SEV_SNP_ENABLE_REQ_CERTS
+#define KVM_SEV_SNP_ENABLE_REQ_CERTS 103 /* 7.2 */
+#endif
 #ifndef KVM_CAP_VM_TYPES
 #define KVM_CAP_VM_TYPES 235
 #endif
