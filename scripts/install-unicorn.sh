@@ -49,21 +49,10 @@ if [ "${ID:-}" != "debian" ] && [ "${ID_LIKE:-}" != "debian" ]; then
   echo "install-unicorn: ${PRETTY_NAME:-this system} offers libunicorn-dev ${candidate:-none}; Unicorn >= $MIN_MAJOR.$MIN_MINOR is needed — install it from source or a newer release" >&2
   exit 1
 fi
-# The first non-security Debian archive the machine uses: deb822 "URIs:" or one-line "deb" entries.
-mirror="$( { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
-             sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\).*/\2/p' /etc/apt/sources.list 2>/dev/null; } \
-  | tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -1 || true)"
-mirror="${mirror:-http://deb.debian.org/debian}"
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-work="$(mktemp -d /tmp/install-unicorn.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
-echo "deb [signed-by=$keyring] ${mirror%/} trixie main" > "$work/sources.list"
-chmod -R a+rX "$work"
-apt_private=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourceParts=/dev/null
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache=$work/cache" -o APT::Sandbox::User=root)
-$SUDO apt-get "${apt_private[@]}" update -qq
-(cd "$work" && $SUDO apt-get "${apt_private[@]}" download -qq libunicorn2t64 libunicorn-dev)
+. "$(dirname "$0")/private-apt.sh"
+private_apt trixie
+work="$private_apt_dir"
+(cd "$work" && $SUDO apt-get "${private_apt_opts[@]}" download -qq libunicorn2t64 libunicorn-dev)
 debs=("$work"/libunicorn2t64_*.deb "$work"/libunicorn-dev_*.deb)
 if dpkg-query -W -f='${Status}' libunicorn2 2>/dev/null | grep -q 'install ok installed'; then
   $SUDO dpkg -r libunicorn-dev >/dev/null 2>&1 || true
@@ -71,4 +60,4 @@ if dpkg-query -W -f='${Status}' libunicorn2 2>/dev/null | grep -q 'install ok in
   echo "install-unicorn: removed the old libunicorn2"
 fi
 $SUDO dpkg -i "${debs[@]}" >/dev/null
-echo "install-unicorn: installed trixie's libunicorn2t64 and libunicorn-dev $(installed_version) from $mirror (the system's apt sources are unchanged)"
+echo "install-unicorn: installed trixie's libunicorn2t64 and libunicorn-dev $(installed_version) from $private_apt_mirror (the system's apt sources are unchanged)"

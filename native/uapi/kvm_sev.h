@@ -10,6 +10,30 @@
 #include <cstdint>
 #include <sys/ioctl.h>
 
+// Linux 6.10+ <linux/kvm.h> defines these constants as macros, which would turn the declarations
+// below into syntax errors: a file that needs both includes <linux/kvm.h> first, and the macros
+// are dropped here (the same values live on in namespace uapi). Not including <linux/kvm.h> here
+// keeps its global struct and enum names out of files that say `using namespace uapi`.
+#undef KVM_X86_DEFAULT_VM
+#undef KVM_X86_SW_PROTECTED_VM
+#undef KVM_X86_SEV_VM
+#undef KVM_X86_SEV_ES_VM
+#undef KVM_X86_SNP_VM
+#undef KVM_X86_TDX_VM
+#undef KVM_X86_GRP_SEV
+#undef KVM_X86_SEV_VMSA_FEATURES
+#undef KVM_X86_SNP_POLICY_BITS
+#undef KVM_X86_SEV_SNP_REQ_CERTS
+#undef KVM_SEV_PAGE_TYPE_INVALID
+#undef KVM_SEV_SNP_PAGE_TYPE_NORMAL
+#undef KVM_SEV_SNP_PAGE_TYPE_ZERO
+#undef KVM_SEV_SNP_PAGE_TYPE_UNMEASURED
+#undef KVM_SEV_SNP_PAGE_TYPE_SECRETS
+#undef KVM_SEV_SNP_PAGE_TYPE_CPUID
+#undef KVM_SEV_SNP_ID_BLOCK_SIZE
+#undef KVM_SEV_SNP_ID_AUTH_SIZE
+#undef KVM_SEV_SNP_FINISH_DATA_SIZE
+
 namespace uapi {
 
 constexpr unsigned KVMIO_TYPE = 0xAE;
