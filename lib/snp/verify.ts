@@ -1,0 +1,153 @@
+// Verifying an SNP attestation report: the certificate chain (lib/snp/certs), the report's
+// signature with the VCEK/VLEK key, and that the report belongs to that key (chip id, TCB).
+// Every check is listed with its verdict and reason; assertAttestation throws instead.
+import type { KeyObject } from 'node:crypto';
+
+import { SevArgumentError, SevCertificateError } from '../errors';
+import { leToBeFixed } from '../certs/keys';
+import { ecdsaVerify } from '../certs/signing';
+import {
+  formatSnpLinks, verifySnpChain, vcekExtensions,
+  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpGeneration, type SnpLink, type SnpTcbLevels, type VcekExtensions,
+} from './certs';
+
+/** ATTESTATION_REPORT size (SEV-SNP ABI spec; the same for versions 2, 3 and 5). */
+export const REPORT_SIZE = 0x4a0;
+/** The signature covers the report up to its signature field. */
+export const REPORT_SIGNED_SIZE = 0x2a0;
+
+export interface AttestationInput extends SnpChainInput, SnpChainOptions {
+  /** The raw 1184-byte ATTESTATION_REPORT. */
+  report: Uint8Array;
+}
+
+export interface AttestationVerification {
+  ok: boolean;
+  generation?: SnpGeneration;
+  /** SHA-256 of the ARK's SPKI DER, when the ARK parsed. */
+  arkFingerprint?: string;
+  endorsement: 'VCEK' | 'VLEK';
+  /** ARK ⟶ ARK, ARK ⟶ ASK/ASVK, ASK/ASVK ⟶ VCEK/VLEK, VCEK/VLEK ⟶ REPORT, VCEK/VLEK ≡ REPORT. */
+  links: SnpLink[];
+}
+
+// TODO: use parseAttestationReport once lib/snp/report.ts lands
+/** The few report fields verification needs (offsets per the SEV-SNP ABI spec, report v2+). */
+function readReportFields(report: Buffer) {
+  return {
+    // FLAGS bits 2..4: which key signed (0 VCEK, 1 VLEK, 7 none).
+    signingKey: (report.readUInt32LE(0x48) >>> 2) & 0x7,
+    reportedTcbRaw: report.readBigUInt64LE(0x180),
+    chipId: report.subarray(0x1a0, 0x1e0),
+    signedBytes: report.subarray(0, REPORT_SIGNED_SIZE),
+    signature: { r: report.subarray(0x2a0, 0x2a0 + 72), s: report.subarray(0x2a0 + 72, 0x2a0 + 144) },
+  };
+}
+
+// TODO: use parseAttestationReport's reportedTcb once lib/snp/report.ts lands
+/** A TCB_VERSION u64 by generation: Milan/Genoa [bl, tee, -, -, -, -, snp, ucode]; Turin [fmc, bl, tee, snp, -, -, -, ucode]. */
+function decodeTcb(raw: bigint, generation: SnpGeneration): SnpTcbLevels {
+  const b = (i: number) => Number((raw >> BigInt(8 * i)) & 0xffn);
+  return generation === 'turin'
+    ? { fmc: b(0), bootloader: b(1), tee: b(2), snp: b(3), microcode: b(7) }
+    : { bootloader: b(0), tee: b(1), snp: b(6), microcode: b(7) };
+}
+
+const SIGNING_KEYS: Record<number, string> = { 0: 'VCEK', 1: 'VLEK', 7: 'no key' };
+
+/** Verifies chain, report signature and report-vs-certificate fields; never throws for bad certificates or signatures. */
+export function verifyAttestation(input: AttestationInput): AttestationVerification {
+  if (typeof input !== 'object' || input === null) {
+    throw new SevArgumentError('verifyAttestation', 'expected { report, vcek, ask, ark } (or asvk and vlek)');
+  }
+  const { report, now, generation, trustedArks, ...certs } = input;
+  if (!(report instanceof Uint8Array) || report.length !== REPORT_SIZE) {
+    throw new SevArgumentError('verifyAttestation', `an attestation report is ${REPORT_SIZE} bytes; got ${report instanceof Uint8Array ? report.length : typeof report}`);
+  }
+  const chain = verifySnpChain(certs, { now, generation, trustedArks });
+  const fields = readReportFields(Buffer.from(report));
+  const key = chain.endorsement;
+  const leaf = chain.endorsementCert;
+  const missing = leaf ? undefined : `${key} not usable (see the chain)`;
+
+  const signature: SnpLink = { signer: key, subject: 'REPORT', check: 'signature', ok: false };
+  const reason = missing ?? signatureProblem(fields, key, leaf!.x509.publicKey);
+  if (reason) signature.reason = reason;
+  else signature.ok = true;
+
+  const consistency: SnpLink = { signer: key, subject: 'REPORT', check: 'fields', ok: false };
+  if (missing) consistency.reason = missing;
+  else if (!chain.generation) consistency.reason = 'unknown generation (the ARK is not a pinned root; pass `generation`): cannot decode the report TCB';
+  else {
+    let ext: VcekExtensions | undefined;
+    try {
+      ext = vcekExtensions(leaf!);
+    } catch (e) {
+      if (!(e instanceof SevCertificateError)) throw e;
+      consistency.reason = `the ${key}'s AMD extensions: ${e.message}`;
+    }
+    if (ext) {
+      const mismatches = compareFields(ext, fields.chipId, decodeTcb(fields.reportedTcbRaw, chain.generation), key, chain.generation);
+      if (mismatches.length === 0) consistency.ok = true;
+      else {
+        consistency.reason = `the report does not match the ${key} (${mismatches.map((m) => m.field).join(', ')})`;
+        consistency.mismatches = mismatches;
+      }
+    }
+  }
+
+  const links = [...chain.links, signature, consistency];
+  return {
+    ok: links.every((l) => l.ok),
+    ...(chain.generation ? { generation: chain.generation } : {}),
+    ...(chain.arkFingerprint ? { arkFingerprint: chain.arkFingerprint } : {}),
+    endorsement: key,
+    links,
+  };
+}
+
+/** Like verifyAttestation, but throws a SevCertificateError listing every check when one fails. */
+export function assertAttestation(input: AttestationInput): AttestationVerification {
+  const result = verifyAttestation(input);
+  if (!result.ok) throw new SevCertificateError('SNP_VERIFY', `the attestation report does not verify:\n${formatAttestation(result)}`);
+  return result;
+}
+
+/** One ✅/❌ line per check, the root first (like `sev verify`). */
+export function formatAttestation(result: AttestationVerification): string {
+  const generation = result.generation ?? 'unknown generation';
+  return `${result.ok ? '✅' : '❌'} SEV-SNP attestation (${generation}, signed by the ${result.endorsement})\n${formatSnpLinks(result.links)}`;
+}
+
+/** ECDSA P-384 / SHA-384 over the first 0x2A0 bytes; R and S are 72-byte little-endian fields. */
+function signatureProblem(fields: ReturnType<typeof readReportFields>, key: 'VCEK' | 'VLEK', publicKey: KeyObject): string | undefined {
+  const named = SIGNING_KEYS[fields.signingKey] ?? `unknown key ${fields.signingKey}`;
+  if (named !== key) return `the report says it is signed by ${named}, not the ${key}`;
+  // node wants r‖s big-endian, 48 bytes each; the fields' upper 24 bytes must be zero.
+  const r = leToBeFixed(fields.signature.r, 48);
+  const s = leToBeFixed(fields.signature.s, 48);
+  if (!r || !s) return 'the signature does not fit P-384 (R or S has bytes above the 48th)';
+  return ecdsaVerify(publicKey, 'sha384', fields.signedBytes, r, s) ? undefined : 'bad signature (ECDSA P-384 SHA-384)';
+}
+
+/** The certificate's values are expected, the report's are actual. */
+function compareFields(ext: VcekExtensions, chipId: Buffer, tcb: SnpTcbLevels, key: 'VCEK' | 'VLEK', generation: SnpGeneration): FieldMismatch[] {
+  const out: FieldMismatch[] = [];
+  if (key === 'VCEK') {
+    // KDS keys Turin VCEKs by the first 8 bytes of the chip id; Milan and Genoa by all 64.
+    const width = generation === 'turin' ? 8 : 64;
+    const actual = chipId.subarray(0, width).toString('hex');
+    if (!ext.hwId) out.push({ field: 'chip_id', expected: '(the VCEK has no hwID)', actual });
+    else if (ext.hwId.length !== width || ext.hwId.toString('hex') !== actual) {
+      out.push({ field: 'chip_id', expected: ext.hwId.toString('hex'), actual });
+    }
+  } else if (ext.hwId) {
+    out.push({ field: 'chip_id', expected: '(a VLEK has no hwID)', actual: `hwID ${ext.hwId.toString('hex')}` });
+  }
+  const names: (keyof SnpTcbLevels)[] = generation === 'turin' ? ['fmc', 'bootloader', 'tee', 'snp', 'microcode'] : ['bootloader', 'tee', 'snp', 'microcode'];
+  for (const name of names) {
+    const expected = ext.tcb[name];
+    if (expected !== tcb[name]) out.push({ field: `reported_tcb.${name}`, expected: String(expected ?? '(missing in the certificate)'), actual: String(tcb[name]) });
+  }
+  return out;
+}
