@@ -14,5 +14,7 @@ export {
 } from './certs';
 export { probe, type ProbeReport, type ProbeCheck, type ProbeLevel } from './platform/probe';
 export * from './owner';
+// A namespace, like certs: the SEV (owner) and SNP report parsers share names.
+export * as snp from './snp';
 export * from './launch';
 export * from './kvm';
