@@ -44,6 +44,8 @@ export const KNOWN_GUIDS = Object.freeze({
   sevEsResetBlock: '00f771de-1a7e-4fcb-890e-68c77e2fb44e',
   /** OVMF SEV metadata (SNP sections), u32 offset from the end of the image. */
   ovmfSevMetadata: 'dc886566-984a-4798-a75e-5585a7bf67cc',
+  /** COCONUT-SVSM image info: u32 offset of the SVSM entry point from the image's start. */
+  svsmInfo: 'a789a612-0597-4c4b-a49f-cbb1fe9d1ddd',
   /** SEV launch secret area: u32 GPA ‖ u32 size. */
   sevSecretBlock: '4c2eb361-7d9b-4cc3-8081-127c90d3d294',
   /** The SEV hashes table header and its entries. */

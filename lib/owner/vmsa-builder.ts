@@ -5,13 +5,19 @@
 //   2. KVM's additions (arch/x86/kvm/svm/svm.c init_vmcb): CR4.MCE, EFER.SVME, G_PAT;
 //   3. the VMM's segment attributes (QEMU x86_cpu_reset / libkrun setup_regs);
 //   4. RDX = the CPUID Fn0000_0001 EAX signature (family/model/stepping), as at CPU reset;
-//   5. for QEMU application processors: CS.base/IP from OVMF's SEV-ES reset block.
+//   5. for application processors (QEMU, EC2, GCE): CS.base/IP from OVMF's SEV-ES reset block.
+// The SNP measurement tools (sev-snp-measure, virtee/sev) add the VMMs EC2 and GCE, SEV_FEATURES
+// and the FPU state KVM_SEV_INIT2 gives a vCPU (MXCSR 0x1F80, FCW 0x37F; legacy KVM_SEV_INIT
+// leaves both 0).
 import { SevArgumentError } from '../errors';
 import { OvmfImage } from './ovmf';
 import { Vmsa, type SegmentName } from './vmsa';
 
-/** The VMM that creates the vCPUs; it decides segment attributes and AP start state. */
-export type UserspaceVmm = 'qemu' | 'krun';
+/**
+ * The VMM that creates the vCPUs; it decides segment attributes and AP start state. 'ec2' and
+ * 'gce' are the VMMs of AWS EC2 and Google Compute Engine as the SNP measurement tools model them.
+ */
+export type UserspaceVmm = 'qemu' | 'krun' | 'ec2' | 'gce';
 
 export interface CpuSignature {
   family: number;
@@ -23,9 +29,17 @@ export interface VmsaBuildOptions extends Partial<CpuSignature> {
   /** vCPU index: 0 is the boot processor, others are application processors. */
   cpu: number;
   userspace: UserspaceVmm;
-  /** OVMF image (or its SEV-ES reset address) for QEMU APs. */
+  /** OVMF image (or its SEV-ES reset address) for APs (not libkrun's). */
   firmware?: OvmfImage | Uint8Array;
   resetAddress?: number;
+  /** The CPUID Fn0000_0001 EAX signature itself, instead of family/model/stepping. */
+  signature?: number;
+  /** RDX, overriding what the VMM puts there (the signature, or 0x600 for EC2/GCE). */
+  rdx?: number;
+  /** SEV_FEATURES (0x3B0): the SNP guest features. */
+  sevFeatures?: bigint | number;
+  /** FPU state as KVM_SEV_INIT2 sets it: MXCSR 0x1F80, x87 FCW 0x37F. */
+  x87Init?: boolean;
 }
 
 // VMCB segment attribute bits (descriptor bits 8..15 and 20..23 packed into 12 bits).
@@ -35,17 +49,28 @@ const ATTR_TYPE_CODE = 0x08;
 const ATTR_S = 0x10; // code/data (not system) segment
 const ATTR_P = 0x80; // present
 const SYSTEM_TYPE_LDT = 0x2;
+const SYSTEM_TYPE_TSS16_BUSY = 0x3;
 const SYSTEM_TYPE_TSS_BUSY = 0xb;
 
 const DATA_SEGMENTS: SegmentName[] = ['ds', 'es', 'fs', 'gs'];
 
+/** RDX KVM sets at reset when the vCPU's CPUID has no leaf 1 (EC2 and GCE measure this). */
+const KVM_DEFAULT_RDX = 0x600;
+/** The x86 reset vector: a vCPU starting here has CS.base 0xFFFF0000, IP 0xFFF0. */
+const RESET_VECTOR = 0xfffffff0;
+/** The largest family the signature holds: base family 0xF plus an 8-bit extended family. */
+export const MAX_CPU_FAMILY = 0xf + 0xff;
+
 /** RDX at reset: the CPUID Fn0000_0001 EAX signature (AMD CPUID spec, "Family, Model, Stepping"). */
 export function cpuidSignature({ family, model, stepping }: CpuSignature): number {
-  const f = family & 0xfff;
-  const m = model & 0xff;
-  let sig = stepping & 0xf;
-  sig |= f > 0xf ? 0xf00 | ((f - 0xf) << 20) : f << 8;
-  sig |= ((m & 0xf) << 4) | ((m >> 4) << 16);
+  for (const [name, value, max] of [['family', family, MAX_CPU_FAMILY], ['model', model, 0xff], ['stepping', stepping, 0xf]] as const) {
+    if (!Number.isInteger(value) || value < 0 || value > max) {
+      throw new SevArgumentError('vmsa', `CPU ${name} must be an integer from 0 to ${max}, got ${value}`);
+    }
+  }
+  let sig = stepping;
+  sig |= family > 0xf ? 0xf00 | ((family - 0xf) << 20) : family << 8;
+  sig |= ((model & 0xf) << 4) | ((model >> 4) << 16);
   return sig >>> 0;
 }
 
@@ -55,16 +80,20 @@ export const CPU_TYPES: Readonly<Record<string, CpuSignature>> = Object.freeze({
   'epyc-rome': { family: 23, model: 49, stepping: 0 },
   'epyc-milan': { family: 25, model: 1, stepping: 1 },
   'epyc-genoa': { family: 25, model: 17, stepping: 0 },
+  'epyc-turin': { family: 26, model: 0, stepping: 0 },
 });
 
-/** Family/model/stepping of a QEMU CPU model name, with or without a -vN / -IBPB suffix. */
+/**
+ * Family/model/stepping of a QEMU CPU model name, with or without a -vN / -IBPB suffix. The
+ * CamelCase names of virtee/sev (EpycV4, EpycRomeV1, EpycIBPB) are accepted too.
+ */
 export function cpuTypeSignature(name: string): CpuSignature {
-  const base = name.toLowerCase().replace(/-(v\d+|ibpb)$/, '');
-  const sig = CPU_TYPES[base];
-  if (!sig) {
-    throw new SevArgumentError('vmsa', `unknown CPU type '${name}' (known: EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, with optional -vN)`);
+  const key = name.toLowerCase().replace(/-/g, '').replace(/(v\d+|ibpb)$/, '');
+  const found = Object.entries(CPU_TYPES).find(([known]) => known.replace(/-/g, '') === key);
+  if (!found) {
+    throw new SevArgumentError('vmsa', `unknown CPU type '${name}' (known: EPYC, EPYC-Rome, EPYC-Milan, EPYC-Genoa, EPYC-Turin, with optional -vN)`);
   }
-  return sig;
+  return found[1];
 }
 
 function resetState(v: Vmsa): void {
@@ -83,7 +112,7 @@ function kvmState(v: Vmsa): void {
     .set('efer', 0x1000) // EFER.SVME
     .set('g_pat', 0x0007040600070406n); // the power-on PAT
   v.setSegment('ldtr', { attrib: ATTR_P | SYSTEM_TYPE_LDT });
-  v.setSegment('tr', { attrib: ATTR_P | 0x3 }); // 16-bit busy TSS; QEMU overrides it
+  v.setSegment('tr', { attrib: ATTR_P | SYSTEM_TYPE_TSS16_BUSY }); // QEMU overrides it
 }
 
 function qemuState(v: Vmsa): void {
@@ -104,21 +133,41 @@ function krunState(v: Vmsa, cpu: number): void {
   }
 }
 
+/** RDX as the VMM leaves it, or undefined to keep the page's value. */
+function resetRdx(o: VmsaBuildOptions): number | undefined {
+  if (o.rdx !== undefined) return o.rdx;
+  if (o.userspace === 'ec2' || o.userspace === 'gce') return KVM_DEFAULT_RDX;
+  if (o.signature !== undefined) return o.signature;
+  const sig = { family: o.family ?? 0, model: o.model ?? 0, stepping: o.stepping ?? 0 };
+  return sig.family > 0 || sig.model > 0 || sig.stepping > 0 ? cpuidSignature(sig) : undefined;
+}
+
 /**
- * Applies the options that `vmsa update` may change: CPU signature (when any of family /
- * model / stepping is non-zero) and, for QEMU APs, the OVMF reset address.
+ * Applies the options that `vmsa update` may change: RDX (the CPU signature when one is given,
+ * see resetRdx), for APs the OVMF reset address (except libkrun, which starts its APs itself),
+ * SEV features and the INIT2 FPU state.
  */
 export function applyVmsaOptions(v: Vmsa, o: VmsaBuildOptions): Vmsa {
-  const sig = { family: o.family ?? 0, model: o.model ?? 0, stepping: o.stepping ?? 0 };
-  if (sig.family > 0 || sig.model > 0 || sig.stepping > 0) v.set('rdx', cpuidSignature(sig));
-  if (o.userspace === 'qemu' && o.cpu !== 0) {
+  const rdx = resetRdx(o);
+  if (rdx !== undefined) v.set('rdx', rdx);
+  if (o.userspace !== 'krun' && o.cpu !== 0) {
     const addr = o.resetAddress ?? (o.firmware ? toOvmf(o.firmware).sevEsResetAddress() : undefined);
     if (addr !== undefined) {
       v.set('rip', addr & 0xffff);
       v.setSegment('cs', { base: BigInt((addr & 0xffff0000) >>> 0) });
     }
   }
+  if (o.sevFeatures !== undefined) v.set('sev_features', o.sevFeatures);
+  if (o.x87Init) v.setFpuControl(0x1f80, 0x37f); // KVM's initial FPU state (FNINIT), copied by INIT2
   return v;
+}
+
+/** EC2's attributes differ from QEMU's: no accessed bits on SS and, at the reset vector, CS. */
+function ec2State(v: Vmsa): void {
+  const atResetVector = v.segment('cs').base + v.get('rip') === BigInt(RESET_VECTOR);
+  v.setSegment('cs', { attrib: ATTR_P | ATTR_S | ATTR_TYPE_CODE | ATTR_TYPE_WRITE_OR_READ | (atResetVector ? 0 : ATTR_TYPE_ACCESSED) });
+  v.setSegment('ss', { attrib: ATTR_P | ATTR_S | ATTR_TYPE_WRITE_OR_READ });
+  v.setSegment('tr', { attrib: ATTR_P | SYSTEM_TYPE_TSS16_BUSY }); // KVM's, kept
 }
 
 /** Builds the initial VMSA page of vCPU `cpu` (sevctl `vmsa build`). */
@@ -128,8 +177,11 @@ export function buildVmsa(o: VmsaBuildOptions): Vmsa {
   resetState(v);
   kvmState(v);
   if (o.userspace === 'krun') krunState(v, o.cpu);
-  else qemuState(v);
-  return applyVmsaOptions(v, o);
+  else qemuState(v); // EC2 and GCE start from QEMU's attributes
+  applyVmsaOptions(v, o);
+  if (o.userspace === 'ec2') ec2State(v);
+  if (o.userspace === 'gce') v.set('g_pat', 0x00070106); // GCE's hypervisor writes its own PAT
+  return v;
 }
 
 function toOvmf(f: OvmfImage | Uint8Array): OvmfImage {

@@ -170,6 +170,16 @@ export class Vmsa {
     this.page.writeUInt32LE(v >>> 0, 0x2e8);
   }
 
+  /** MXCSR (0x408) and the x87 control word FCW (0x410): the FPU state KVM_SEV_INIT2 sets. */
+  fpuControl(): { mxcsr: number; fcw: number } {
+    return { mxcsr: this.page.readUInt32LE(0x408), fcw: this.page.readUInt16LE(0x410) };
+  }
+  setFpuControl(mxcsr: number, fcw: number): this {
+    this.page.writeUInt32LE(mxcsr >>> 0, 0x408);
+    this.page.writeUInt16LE(fcw & 0xffff, 0x410);
+    return this;
+  }
+
   /** A copy of the page. */
   toBuffer(): Buffer {
     return Buffer.from(this.page);
