@@ -7,6 +7,7 @@ import { generateCommand, provisionCommand, resetCommand, rotateCommand, verifyC
 import { secretCommand } from './secret';
 import { sessionCommand } from './session';
 import { showCommand } from './show';
+import { snpCommand } from './snp';
 import { vmsaCommand } from './vmsa';
 
 export const commands: Command[] = [
@@ -20,6 +21,7 @@ export const commands: Command[] = [
   secretCommand,
   sessionCommand,
   showCommand,
+  snpCommand,
   verifyCommand,
   vmsaCommand,
 ];

@@ -13,10 +13,8 @@ import { X509Certificate, type KeyObject } from 'node:crypto';
 import { spkiSha256 } from '../certs/keys';
 import { rsaPssVerify } from '../certs/signing';
 import { SevArgumentError, SevCertificateError } from '../errors';
+import { SNP_GENERATIONS, type SnpGeneration } from './report';
 
-/** The SNP processor generations. */
-export type SnpGeneration = 'milan' | 'genoa' | 'turin';
-export const SNP_GENERATIONS: readonly SnpGeneration[] = Object.freeze(['milan', 'genoa', 'turin']);
 
 /** What node-sev pins for one generation's SNP root. */
 export interface SnpRootPin {

@@ -1,3 +1,7 @@
-// SEV-SNP: attestation reports (and, as they come, VCEK/VLEK chains, KDS, measurement, ID blocks,
-// the guest device). Pure TypeScript over node:crypto.
+// SEV-SNP: attestation reports, the VCEK/VLEK certificate chains and report verification, and
+// the launch measurement (and, as they come, KDS, ID blocks, the guest device). Pure TypeScript
+// over node:crypto.
 export * from './report';
+export * from './certs';
+export * from './verify';
+export * from './measurement';

@@ -531,8 +531,8 @@ const GENERATION_SOURCE_TEXT: Record<GenerationSource, string> = {
 
 const yesNo = (v: boolean) => (v ? 'yes' : 'no');
 /** `Label:` padded so values line up in one column; `sub` is the same, indented under a heading. */
-const line = (label: string, value: unknown) => `${`${label}:`.padEnd(28)}${value}`;
-const sub = (label: string, value: unknown) => `  ${`${label}:`.padEnd(26)}${value}`;
+const line = (label: string, value: unknown) => `${`${label}:`.padEnd(32)}${value}`;
+const sub = (label: string, value: unknown) => `  ${`${label}:`.padEnd(30)}${value}`;
 
 const POLICY_LABELS: Record<keyof typeof POLICY_FLAG_BITS, string> = {
   smt: 'SMT Allowed',

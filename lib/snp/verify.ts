@@ -8,13 +8,9 @@ import { leToBeFixed } from '../certs/keys';
 import { ecdsaVerify } from '../certs/signing';
 import {
   formatSnpLinks, verifySnpChain, vcekExtensions,
-  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpGeneration, type SnpLink, type SnpTcbLevels, type VcekExtensions,
+  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpLink, type SnpTcbLevels, type VcekExtensions,
 } from './certs';
-
-/** ATTESTATION_REPORT size (SEV-SNP ABI spec; the same for versions 2, 3 and 5). */
-export const REPORT_SIZE = 0x4a0;
-/** The signature covers the report up to its signature field. */
-export const REPORT_SIGNED_SIZE = 0x2a0;
+import { parseAttestationReport, REPORT_SIZE, type AttestationReport, type SnpGeneration, type TcbVersion } from './report';
 
 export interface AttestationInput extends SnpChainInput, SnpChainOptions {
   /** The raw 1184-byte ATTESTATION_REPORT. */
@@ -31,29 +27,7 @@ export interface AttestationVerification {
   links: SnpLink[];
 }
 
-// TODO: use parseAttestationReport once lib/snp/report.ts lands
-/** The few report fields verification needs (offsets per the SEV-SNP ABI spec, report v2+). */
-function readReportFields(report: Buffer) {
-  return {
-    // FLAGS bits 2..4: which key signed (0 VCEK, 1 VLEK, 7 none).
-    signingKey: (report.readUInt32LE(0x48) >>> 2) & 0x7,
-    reportedTcbRaw: report.readBigUInt64LE(0x180),
-    chipId: report.subarray(0x1a0, 0x1e0),
-    signedBytes: report.subarray(0, REPORT_SIGNED_SIZE),
-    signature: { r: report.subarray(0x2a0, 0x2a0 + 72), s: report.subarray(0x2a0 + 72, 0x2a0 + 144) },
-  };
-}
-
-// TODO: use parseAttestationReport's reportedTcb once lib/snp/report.ts lands
-/** A TCB_VERSION u64 by generation: Milan/Genoa [bl, tee, -, -, -, -, snp, ucode]; Turin [fmc, bl, tee, snp, -, -, -, ucode]. */
-function decodeTcb(raw: bigint, generation: SnpGeneration): SnpTcbLevels {
-  const b = (i: number) => Number((raw >> BigInt(8 * i)) & 0xffn);
-  return generation === 'turin'
-    ? { fmc: b(0), bootloader: b(1), tee: b(2), snp: b(3), microcode: b(7) }
-    : { bootloader: b(0), tee: b(1), snp: b(6), microcode: b(7) };
-}
-
-const SIGNING_KEYS: Record<number, string> = { 0: 'VCEK', 1: 'VLEK', 7: 'no key' };
+const SIGNING_KEYS: Record<AttestationReport['signingKey'], string> = { vcek: 'VCEK', vlek: 'VLEK', none: 'no key' };
 
 /** Verifies chain, report signature and report-vs-certificate fields; never throws for bad certificates or signatures. */
 export function verifyAttestation(input: AttestationInput): AttestationVerification {
@@ -65,13 +39,22 @@ export function verifyAttestation(input: AttestationInput): AttestationVerificat
     throw new SevArgumentError('verifyAttestation', `an attestation report is ${REPORT_SIZE} bytes; got ${report instanceof Uint8Array ? report.length : typeof report}`);
   }
   const chain = verifySnpChain(certs, { now, generation, trustedArks });
-  const fields = readReportFields(Buffer.from(report));
   const key = chain.endorsement;
   const leaf = chain.endorsementCert;
-  const missing = leaf ? undefined : `${key} not usable (see the chain)`;
+  // The report is read with the chain's generation (its TCB layout); a malformed one (reserved
+  // bits set, unknown version) fails both report checks with the parser's reason.
+  let fields: AttestationReport | undefined;
+  let malformed: string | undefined;
+  try {
+    fields = parseAttestationReport(report, chain.generation ? { generation: chain.generation } : {});
+  } catch (e) {
+    if (!(e instanceof SevArgumentError)) throw e;
+    malformed = `malformed report: ${e.message}`;
+  }
+  const missing = malformed ?? (leaf ? undefined : `${key} not usable (see the chain)`);
 
   const signature: SnpLink = { signer: key, subject: 'REPORT', check: 'signature', ok: false };
-  const reason = missing ?? signatureProblem(fields, key, leaf!.x509.publicKey);
+  const reason = missing ?? signatureProblem(fields!, key, leaf!.x509.publicKey);
   if (reason) signature.reason = reason;
   else signature.ok = true;
 
@@ -87,7 +70,7 @@ export function verifyAttestation(input: AttestationInput): AttestationVerificat
       consistency.reason = `the ${key}'s AMD extensions: ${e.message}`;
     }
     if (ext) {
-      const mismatches = compareFields(ext, fields.chipId, decodeTcb(fields.reportedTcbRaw, chain.generation), key, chain.generation);
+      const mismatches = compareFields(ext, fields!.chipId, fields!.reportedTcb, key, chain.generation);
       if (mismatches.length === 0) consistency.ok = true;
       else {
         consistency.reason = `the report does not match the ${key} (${mismatches.map((m) => m.field).join(', ')})`;
@@ -120,8 +103,8 @@ export function formatAttestation(result: AttestationVerification): string {
 }
 
 /** ECDSA P-384 / SHA-384 over the first 0x2A0 bytes; R and S are 72-byte little-endian fields. */
-function signatureProblem(fields: ReturnType<typeof readReportFields>, key: 'VCEK' | 'VLEK', publicKey: KeyObject): string | undefined {
-  const named = SIGNING_KEYS[fields.signingKey] ?? `unknown key ${fields.signingKey}`;
+function signatureProblem(fields: AttestationReport, key: 'VCEK' | 'VLEK', publicKey: KeyObject): string | undefined {
+  const named = SIGNING_KEYS[fields.signingKey];
   if (named !== key) return `the report says it is signed by ${named}, not the ${key}`;
   // node wants r‖s big-endian, 48 bytes each; the fields' upper 24 bytes must be zero.
   const r = leToBeFixed(fields.signature.r, 48);
@@ -131,7 +114,7 @@ function signatureProblem(fields: ReturnType<typeof readReportFields>, key: 'VCE
 }
 
 /** The certificate's values are expected, the report's are actual. */
-function compareFields(ext: VcekExtensions, chipId: Buffer, tcb: SnpTcbLevels, key: 'VCEK' | 'VLEK', generation: SnpGeneration): FieldMismatch[] {
+function compareFields(ext: VcekExtensions, chipId: Buffer, tcb: TcbVersion, key: 'VCEK' | 'VLEK', generation: SnpGeneration): FieldMismatch[] {
   const out: FieldMismatch[] = [];
   if (key === 'VCEK') {
     // KDS keys Turin VCEKs by the first 8 bytes of the chip id; Milan and Genoa by all 64.

@@ -11,10 +11,11 @@ import * as path from 'node:path';
 import { AMD_ARK_PINS, beToLe, CaCertificate, SevCertificate, spkiSha256 } from '../../lib/certs/index';
 import { SevArgumentError, SevCertificateError } from '../../lib/errors';
 import {
-  parseCertChainPem, parseSnpCertificate, pemCertificates, SNP_GENERATIONS, SNP_ROOT_PINS, vcekExtensions, verifySnpChain,
+  parseCertChainPem, parseSnpCertificate, pemCertificates, SNP_ROOT_PINS, vcekExtensions, verifySnpChain,
   type SnpCertificate, type SnpLink,
 } from '../../lib/snp/certs';
-import { assertAttestation, formatAttestation, REPORT_SIGNED_SIZE, verifyAttestation } from '../../lib/snp/verify';
+import { REPORT_SIGNED_SIZE, SNP_GENERATIONS } from '../../lib/snp/report';
+import { assertAttestation, formatAttestation, verifyAttestation } from '../../lib/snp/verify';
 import { fixturesDir } from '../helpers/env';
 
 const SNP = path.join(fixturesDir(), 'snp');
@@ -178,8 +179,11 @@ describe('snp: certificates and report signatures', function () {
         else assert.match(result.links[3].reason!, (pos - 0x2a0) % 72 < 48 ? /bad signature/ : /does not fit P-384/);
       }
       assert.deepEqual(accepted, []);
-      // The reserved bytes after the signature are not signed: flipping one changes nothing.
-      assert.equal(verifyAttestation({ report: flip(report, 0x2a0 + 144), vcek, ask: m.ask, ark: m.ark }).ok, true);
+      // The reserved bytes after the signature are not signed, but must be zero: a flipped one
+      // makes the report malformed (the parser's reason), not a bad signature.
+      const reserved = verifyAttestation({ report: flip(report, 0x2a0 + 144), vcek, ask: m.ask, ark: m.ark });
+      assert.equal(reserved.ok, false);
+      assert.match(reserved.links[3].reason!, /malformed report/);
     });
 
     it('a report signed by a VLEK (FLAGS.SIGNING_KEY = 1) is not accepted with a VCEK', () => {
@@ -224,6 +228,8 @@ describe('snp: certificates and report signatures', function () {
       const vcek = read('turin/vcek.der');
       // No real Turin report exists: a synthetic one is unsigned, but its fields can match.
       const report = Buffer.alloc(0x4a0);
+      report.writeUInt32LE(2, 0); // version 2 (its TCB layout comes from the chain: Turin)
+      report.writeUInt32LE(1, 0x34); // ECDSA P-384 with SHA-384
       Buffer.from('1e550a8ee5cf9f4d', 'hex').copy(report, 0x1a0);
       report[0x180 + 7] = 9; // microcode, byte 7 as on Milan; fmc/bl/tee/snp are 0
       const ok = verifyAttestation({ report, vcek, ask, ark });
@@ -372,6 +378,8 @@ describe('snp: certificates and report signatures', function () {
         const asvk = make('asvk', 'SEV-VLEK-Milan', ['-newkey', 'rsa:2048'], 'ark');
         const vlek = make('vlek', 'SEV-VLEK', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384'], 'asvk', PSS, SPL);
         const report = Buffer.alloc(0x4a0);
+        report.writeUInt32LE(2, 0); // version 2
+        report.writeUInt32LE(1, 0x34); // ECDSA P-384 with SHA-384
         report.writeUInt32LE(1 << 2, 0x48); // signed by the VLEK
         report.set([3, 0, 0, 0, 0, 0, 8, 0x73], 0x180); // Milan TCB layout, the VLEK's SPLs
         const rs = sign('sha384', report.subarray(0, 0x2a0), { key: fs.readFileSync(path.join(dir, 'vlek.key')), dsaEncoding: 'ieee-p1363' });
