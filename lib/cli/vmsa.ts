@@ -25,13 +25,20 @@ function buildOptions(verb: string, v: Values): VmsaBuildOptions {
   if (v.userspace === undefined) throw new UsageError(`${COMMAND} ${verb}: --userspace qemu|krun is required`);
   const num = (name: string, max: number) =>
     v[name] === undefined ? undefined : parseIntOrHex(COMMAND, `--${name}`, v[name] as string, max);
+  const cpu = num('cpu', 0xffffffff)!;
+  const userspace = parseUserspace(v.userspace as string, COMMAND);
+  // QEMU's APs start at OVMF's SEV-ES reset address: without the firmware the VMSA would hold
+  // the BSP's reset vector and measure as no real guest does.
+  if (cpu > 0 && userspace === 'qemu' && v.firmware === undefined) {
+    throw new UsageError(`${COMMAND} ${verb}: --cpu ${cpu} is an AP, which starts at OVMF's SEV-ES reset address: give --firmware OVMF.fd`);
+  }
   const firmware = v.firmware === undefined ? undefined : OvmfImage.parse(readFileArg(COMMAND, '--firmware', v.firmware as string));
   return {
-    cpu: num('cpu', 0xffffffff)!,
+    cpu,
     family: num('family', 0xfff),
     model: num('model', 0xff),
     stepping: num('stepping', 0xf),
-    userspace: parseUserspace(v.userspace as string, COMMAND),
+    userspace,
     firmware,
   };
 }

@@ -40,6 +40,13 @@ export function alignTo16(n: number): number {
 
 /** Encodes a table: a header entry (tableGuid) wrapping the entries, padded to 16 bytes. */
 export function encodeGuidTable(tableGuid: string, entries: GuidTableEntry[], lengthSize: LengthFieldSize): Buffer {
+  // OVMF looks entries up by GUID and takes the first: a second one would never be read.
+  const seen = new Set<string>();
+  for (const e of entries) {
+    const key = guidBytes(e.guid).toString('hex');
+    if (seen.has(key)) throw new SevArgumentError('guid-table', `GUID ${typeof e.guid === 'string' ? e.guid : key} appears twice in the table`);
+    seen.add(key);
+  }
   const body = Buffer.concat(entries.map((e) => encodeGuidEntry(e, lengthSize)));
   const table = encodeGuidEntry({ guid: tableGuid, data: body }, lengthSize);
   return Buffer.concat([table, Buffer.alloc(alignTo16(table.length) - table.length)]);

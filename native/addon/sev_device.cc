@@ -112,6 +112,13 @@ static std::shared_ptr<T> NewStruct() {
   return std::make_shared<T>();  // value-initialised: all fields zero
 }
 
+// The firmware structs are packed: read a field by value before handing it to Napi (whose Set
+// takes a reference, which to a packed uint32_t would be a misaligned load).
+template <typename T>
+static T Field(T value) {
+  return value;
+}
+
 // FACTORY_RESET: no data.
 Napi::Value SevDevice::FactoryReset(const Napi::CallbackInfo& info) {
   Command c;
@@ -126,12 +133,12 @@ Napi::Value SevDevice::PlatformStatus(const Napi::CallbackInfo& info) {
   c.id = uapi::SEV_PLATFORM_STATUS;
   c.data = s;
   c.finish = [s](Napi::Env env, Napi::Object& out) {
-    out.Set("apiMajor", s->api_major);
-    out.Set("apiMinor", s->api_minor);
-    out.Set("state", s->state);
-    out.Set("flags", s->flags);
-    out.Set("build", s->build);
-    out.Set("guestCount", s->guest_count);
+    out.Set("apiMajor", Field(s->api_major));
+    out.Set("apiMinor", Field(s->api_minor));
+    out.Set("state", Field(s->state));
+    out.Set("flags", Field(s->flags));
+    out.Set("build", Field(s->build));
+    out.Set("guestCount", Field(s->guest_count));
   };
   return Issue(info, BoolArg(info, 0), std::move(c));
 }
@@ -158,7 +165,7 @@ Napi::Value SevDevice::PekCsr(const Napi::CallbackInfo& info) {
   c.id = uapi::SEV_PEK_CSR;
   c.data = s;
   c.pins->Add(info[0]);
-  c.finish = [s](Napi::Env, Napi::Object& out) { out.Set("length", s->length); };
+  c.finish = [s](Napi::Env, Napi::Object& out) { out.Set("length", Field(s->length)); };
   return Issue(info, BoolArg(info, 1), std::move(c));
 }
 
@@ -177,8 +184,8 @@ Napi::Value SevDevice::PdhCertExport(const Napi::CallbackInfo& info) {
   c.pins->Add(info[0]);
   c.pins->Add(info[1]);
   c.finish = [s](Napi::Env, Napi::Object& out) {
-    out.Set("pdhLength", s->pdh_cert_len);
-    out.Set("chainLength", s->cert_chain_len);
+    out.Set("pdhLength", Field(s->pdh_cert_len));
+    out.Set("chainLength", Field(s->cert_chain_len));
   };
   return Issue(info, BoolArg(info, 2), std::move(c));
 }
@@ -223,7 +230,7 @@ Napi::Value SevDevice::GetId2(const Napi::CallbackInfo& info) {
   c.id = uapi::SEV_GET_ID2;
   c.data = s;
   c.pins->Add(info[0]);
-  c.finish = [s](Napi::Env, Napi::Object& out) { out.Set("length", s->length); };
+  c.finish = [s](Napi::Env, Napi::Object& out) { out.Set("length", Field(s->length)); };
   return Issue(info, BoolArg(info, 1), std::move(c));
 }
 
@@ -234,13 +241,13 @@ Napi::Value SevDevice::SnpPlatformStatus(const Napi::CallbackInfo& info) {
   c.id = uapi::SNP_PLATFORM_STATUS;
   c.data = s;
   c.finish = [s](Napi::Env env, Napi::Object& out) {
-    out.Set("apiMajor", s->api_major);
-    out.Set("apiMinor", s->api_minor);
-    out.Set("state", s->state);
+    out.Set("apiMajor", Field(s->api_major));
+    out.Set("apiMinor", Field(s->api_minor));
+    out.Set("state", Field(s->state));
     out.Set("isRmpInitialized", (s->is_rmp_initialized & 1) != 0);
-    out.Set("buildId", s->build_id);
-    out.Set("featureFlags", s->feature_flags);
-    out.Set("guestCount", s->guest_count);
+    out.Set("buildId", Field(s->build_id));
+    out.Set("featureFlags", Field(s->feature_flags));
+    out.Set("guestCount", Field(s->guest_count));
     out.Set("currentTcbVersion", Napi::BigInt::New(env, s->current_tcb_version));
     out.Set("reportedTcbVersion", Napi::BigInt::New(env, s->reported_tcb_version));
   };

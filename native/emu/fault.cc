@@ -32,6 +32,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "common.h"
@@ -91,20 +92,27 @@ void load_rules() {
   while (std::getline(ss, item, ',')) {
     if (item.empty()) continue;
     Rule r{};
-    if (parse_rule(item, r))
+    if (parse_rule(item, r)) {
       g_rules->push_back(r);
-    else
-      log_line("SEV_EMU_FAULT: ignoring malformed rule '%s' (want COMMAND@N=STATUS or "
-               "COMMAND@N=errno:NAME, N a number or *)",
-               item.c_str());
+      continue;
+    }
+    // A fault that cannot be injected must not let the run pass as if it had been.
+    log_line("SEV_EMU_FAULT: malformed rule '%s' (want COMMAND@N=STATUS or COMMAND@N=errno:NAME, "
+             "N a number or *, STATUS a failure: not SUCCESS or NO_FW_CALL); stopping",
+             item.c_str());
+    _exit(2);
   }
 }
+
+std::once_flag g_rules_loaded;
+
+// At load time, so a malformed rule stops the program before it does anything.
+__attribute__((constructor)) void check_rules_at_start() { std::call_once(g_rules_loaded, load_rules); }
 
 }  // namespace
 
 Fault fault_for_call(uint32_t cmd) {
-  static std::once_flag once;
-  std::call_once(once, load_rules);
+  std::call_once(g_rules_loaded, load_rules);
   if (cmd >= uapi::SEV_MAX) return {};
   uint64_t n = g_calls[cmd].fetch_add(1) + 1;
   for (const Rule& r : *g_rules)
@@ -113,8 +121,7 @@ Fault fault_for_call(uint32_t cmd) {
 }
 
 Fault kvm_fault_for_call(uint32_t id) {
-  static std::once_flag once;
-  std::call_once(once, load_rules);
+  std::call_once(g_rules_loaded, load_rules);
   if (id >= kKvmCommands) return {};
   uint64_t n = g_kvm_calls[id].fetch_add(1) + 1;
   for (const Rule& r : *g_rules)

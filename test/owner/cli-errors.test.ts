@@ -49,6 +49,11 @@ describe('sev CLI: owner commands reject bad input', function () {
   it('verify with a 32-byte measurement but no nonce', () => fails(['measurement', 'verify', ...BASE.slice(0, 8), ...TIK, '--firmware', OVMF, '--measurement', Buffer.alloc(32).toString('base64')], 2, /needs --nonce/));
 
   it('a malformed secret GUID', () => fails(['secret', 'build', ...SECRET, '--secret', '736869e5-84f0-4973-92ec:secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /is not a GUID/));
+  it('the same secret GUID twice (OVMF would only ever read the first)', () => {
+    const g = '736869e5-84f0-4973-92ec-06879ce3da0b';
+    fails(['secret', 'build', ...SECRET, '--secret', `${g}:secret/secret1.txt`, '--secret', `${g.toUpperCase()}:secret/secret1.txt`, path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /appears twice/);
+    assert.ok(!fs.existsSync(path.join(tmp, 'h')) && !fs.existsSync(path.join(tmp, 'p')), 'no output written');
+  });
   it('a secret without a colon', () => fails(['secret', 'build', ...SECRET, '--secret', 'secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /expected GUID:PATH/));
   it('a missing secret file', () => fails(['secret', 'build', ...SECRET, '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/none.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /cannot read file secret\/none.txt \(ENOENT\)/));
   it('a short IV', () => fails(['secret', 'build', ...SECRET, '--iv', 'AAAAAAAA', '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /--iv must be 16 bytes/));
@@ -57,6 +62,8 @@ describe('sev CLI: owner commands reject bad input', function () {
 
   it('vmsa show of a file that is not 4096 bytes', () => fails(['vmsa', 'show', 'secret/secret1.txt'], 1, /expected VMSA length 4096/));
   it('vmsa build without --userspace', () => fails(['vmsa', 'build', path.join(tmp, 'v'), '--cpu', '0'], 2, /--userspace qemu\|krun is required/));
+  it('vmsa build of an AP for QEMU without --firmware (its reset address is OVMF\'s)', () =>
+    fails(['vmsa', 'build', path.join(tmp, 'v'), '--cpu', '1', '--userspace', 'qemu'], 2, /--cpu 1 is an AP.*give --firmware/));
   it('vmsa build with an unknown userspace', () => fails(['vmsa', 'build', path.join(tmp, 'v'), '--cpu', '0', '--userspace', 'xen'], 2, /must be qemu or krun/));
   it('vmsa build for an AP with a firmware lacking the SEV-ES reset block', () => {
     const fw = path.join(tmp, 'plain.fd');

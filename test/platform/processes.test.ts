@@ -127,14 +127,22 @@ describe('emulator: fault injection', function () {
     ]);
   });
 
-  it('takes every status name of the 7.2 UAPI, the misspelled alias too, but not NO_FW_CALL', () => {
-    const { outcomes, stderr } = outcomesUnderFault(
-      'PEK_GEN@1=SEV_STATUS_RESPONSE_TOO_LARGE,PEK_GEN@2=INAVLID_CONFIG,PDH_GEN@1=NO_FW_CALL',
+  it('takes every status name of the 7.2 UAPI, the misspelled alias too', () => {
+    const { outcomes } = outcomesUnderFault(
+      'PEK_GEN@1=SEV_STATUS_RESPONSE_TOO_LARGE,PEK_GEN@2=INAVLID_CONFIG',
       ['pekGenSync', 'pekGenSync', 'pdhGenSync'],
       ['firmwareStatus', 'firmwareStatusName'],
     );
     assert.deepEqual(outcomes, ['63:SEV_STATUS_RESPONSE_TOO_LARGE', '3:INVALID_CONFIG', 'ok']);
-    assert.match(stderr, /ignoring malformed rule 'PDH_GEN@1=NO_FW_CALL'/);
+  });
+
+  it('a rule it cannot inject stops the program before it starts (exit 2), naming the rule', () => {
+    for (const rule of ['PDH_GEN@1=NO_FW_CALL', 'PEK_GEN@0=INVALID_LEN', 'NOPE@1=INVALID_LEN', 'PEK_GEN@1=errno:EWHAT', 'PEK_GEN=1']) {
+      const r = underFreshEmulator(['--fault', `PEK_CSR@1=INVALID_LEN,${rule}`], [process.execPath, '-e', 'console.log("ran")']);
+      assert.equal(r.status, 2, `${rule}: ${r.status} ${r.stdout} ${r.stderr}`);
+      assert.equal(r.stdout, '', `${rule}: the program must not run`);
+      assert.ok(r.stderr.includes(`malformed rule '${rule}'`), `${rule}: ${r.stderr}`);
+    }
   });
 
   it('leaves the state unchanged when a write command is failed', () => {
