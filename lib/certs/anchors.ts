@@ -7,6 +7,7 @@
 // ask_ark_<generation>.cert files.
 import type { KeyObject } from 'node:crypto';
 
+import { SevArgumentError } from '../errors';
 import { CaCertificate } from './ca-cert';
 import { Usage } from './constants';
 import { spkiSha256 } from './keys';
@@ -74,7 +75,7 @@ export function checkArkAnchor(ark: CaCertificate, trustedArks: readonly Trusted
 /** The pin for a generation. */
 export function arkPin(generation: Generation): ArkPin {
   const pin = AMD_ARK_PINS.find((p) => p.generation === generation);
-  if (!pin) throw new RangeError(`unknown generation ${generation}`);
+  if (!pin) throw new SevArgumentError('arkPin', `unknown generation ${String(generation)} (expected ${GENERATIONS.join(', ')})`);
   return pin;
 }
 

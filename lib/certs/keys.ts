@@ -4,7 +4,7 @@
 // node:crypto does the validation (point on curve, sane RSA components).
 import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 
-import { SevCertificateError } from '../errors';
+import { SevArgumentError, SevCertificateError } from '../errors';
 
 /** Elliptic curves of the SEV certificate format (SEV API spec, "ECC curve" ids). */
 export enum EcCurve {
@@ -56,7 +56,7 @@ export function leToBeFixed(le: Uint8Array, width: number): Buffer | null {
 export function beToLe(be: Uint8Array, width: number): Buffer {
   const value = stripLeadingZeros(be);
   if (value.length > width) {
-    throw new RangeError(`integer of ${value.length} bytes does not fit a ${width}-byte field`);
+    throw new SevArgumentError('beToLe', `integer of ${value.length} bytes does not fit a ${width}-byte field`);
   }
   const out = Buffer.alloc(width);
   for (let i = 0; i < value.length; i++) out[i] = value[value.length - 1 - i];

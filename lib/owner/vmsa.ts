@@ -6,6 +6,7 @@
 // use for their VMSA files and for `sevctl vmsa show`, so files and `show` output are
 // interchangeable with sevctl. Areas the APM defines that this layout keeps as `reserved_*`
 // (e.g. SEV_FEATURES at 0x3B0, VMPL at 0xCA) have extra named accessors.
+import { SevArgumentError } from '../errors';
 
 /** A segment register in the VMCB layout: selector, attributes, limit, base (16 bytes). */
 export interface VmcbSegment {
@@ -94,6 +95,12 @@ const REGISTER_OFFSETS: Readonly<Record<VmsaRegister, number>> = (() => {
 
 const SEGMENT_OFFSETS = Object.fromEntries(SEGMENTS.map((s, i) => [s, i * 16])) as Record<SegmentName, number>;
 
+/** The offset of a register by name; an unknown name (from JS or a CLI) is an argument error. */
+function registerOffset(reg: string): number {
+  if (!Vmsa.isRegister(reg)) throw new SevArgumentError('vmsa', `unknown VMSA register '${reg}'`);
+  return REGISTER_OFFSETS[reg];
+}
+
 /** A typed view over one 4096-byte VMSA page. */
 export class Vmsa {
   /** The page; fields not named by the layout stay as they are. */
@@ -101,8 +108,11 @@ export class Vmsa {
 
   /** A zeroed page, or a copy of `page` (which must be 4096 bytes). */
   constructor(page?: Uint8Array) {
+    if (page !== undefined && !(page instanceof Uint8Array)) {
+      throw new SevArgumentError('vmsa', `a VMSA page is a ${VMSA_PAGE_SIZE}-byte Buffer or Uint8Array, got ${typeof page}`);
+    }
     if (page !== undefined && page.length !== VMSA_PAGE_SIZE) {
-      throw new RangeError(`a VMSA page is ${VMSA_PAGE_SIZE} bytes, got ${page.length}`);
+      throw new SevArgumentError('vmsa', `a VMSA page is ${VMSA_PAGE_SIZE} bytes, got ${page.length}`);
     }
     this.page = page ? Buffer.from(page) : Buffer.alloc(VMSA_PAGE_SIZE);
   }
@@ -116,11 +126,11 @@ export class Vmsa {
   }
 
   get(reg: VmsaRegister): bigint {
-    return this.page.readBigUInt64LE(REGISTER_OFFSETS[reg]);
+    return this.page.readBigUInt64LE(registerOffset(reg));
   }
 
   set(reg: VmsaRegister, value: bigint | number): this {
-    this.page.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), REGISTER_OFFSETS[reg]);
+    this.page.writeBigUInt64LE(BigInt.asUintN(64, BigInt(value)), registerOffset(reg));
     return this;
   }
 
