@@ -5,6 +5,7 @@
 //   0x3C reserved    0x40 sig r[72]  0x88 sig s[72]  (0xD0 bytes)
 import { createVerify } from 'node:crypto';
 
+import { Algorithm, Usage } from '../certs/constants';
 import { SevCertificate } from '../certs/sev-cert';
 import { SevArgumentError } from '../errors';
 
@@ -46,9 +47,16 @@ export function parseAttestationReport(bytes: Uint8Array): AttestationReport {
   };
 }
 
-/** True when the PEK (from a verified chain) signed this report. */
+/**
+ * True when the PEK (from a verified chain) signed this report: the certificate must be a PEK
+ * with an ECDSA SHA-256 key, and the report must say the same (SIG_USAGE = PEK, SIG_ALGO =
+ * ECDSA SHA-256, as the spec defines the ATTESTATION command). A valid signature by another key
+ * (a PDH, an OCA) or under another declared algorithm does not pass.
+ */
 export function verifyAttestationReport(report: AttestationReport, pek: SevCertificate | Uint8Array): boolean {
   const cert = pek instanceof SevCertificate ? pek : SevCertificate.parse(pek);
+  if (cert.usage !== Usage.PEK || cert.algorithm !== Algorithm.ECDSA_SHA256) return false;
+  if (report.signatureUsage !== Usage.PEK || report.signatureAlgorithm !== Algorithm.ECDSA_SHA256) return false;
   const v = createVerify('sha256');
   v.update(report.raw.subarray(0, SIGNED_BYTES));
   return v.verify({ key: cert.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.concat([report.r, report.s]));
