@@ -1,7 +1,7 @@
 // `sev export [--full] FILE`: the platform's certificate chain in sevctl's file layout:
 // PDH ‖ PEK ‖ OCA ‖ CEK (2084 bytes each), and with --full the AMD CA chain after it: ASK ‖ ARK.
-import * as fs from 'node:fs';
 
+import { writeOutputFile } from '../output-files';
 import { SevPlatform } from '../platform';
 import { exportChain } from '../platform/ownership';
 import { toJson, UsageError } from './output';
@@ -26,7 +26,7 @@ export const exportCommand: Command = {
     const parts = [chain.pdh, chain.pek, chain.oca, chain.cek];
     if (values.full) parts.push(chain.ask!, chain.ark!);
     const blob = Buffer.concat(parts);
-    fs.writeFileSync(dest, blob);
+    writeOutputFile('export', dest, blob);
     if (ctx.json) {
       ctx.out(toJson({
         destination: dest,

@@ -2,9 +2,9 @@
 // with sevctl's `measurement build` flags and output (base64 of measurement ‖ nonce), and a
 // `verify` verb that checks a measurement reported by the VMM (QEMU query-sev-launch-measure,
 // virsh domlaunchsecinfo) like libvirt's virt-qemu-sev-validate does offline.
-import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
+import { writeOutputFile } from '../output-files';
 import {
   expectedMeasurement, verifyLaunchMeasurement, POLICY_ES,
   type ExpectedMeasurementParams,
@@ -125,11 +125,7 @@ async function build(ctx: CliContext, v: Values): Promise<number> {
   const result = expectedMeasurement(measurementParams(ctx, v), mnonce);
   const outfile = str(v, 'outfile');
   if (outfile !== undefined) {
-    try {
-      fs.writeFileSync(outfile, result.blob);
-    } catch (e) {
-      throw new SevArgumentError(COMMAND, `--outfile: cannot write ${outfile} (${(e as NodeJS.ErrnoException).code})`);
-    }
+    writeOutputFile(COMMAND, outfile, result.blob);
   }
   if (ctx.json) {
     ctx.out(toJson({

@@ -1,9 +1,9 @@
 // `sev secret build`: the LAUNCH_SECRET packet carrying OVMF's secret table, with sevctl's flags
 // and files: the 52-byte header and the encrypted payload are written, in binary, to the two
 // positional paths.
-import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
+import { writeOutputFiles } from '../output-files';
 import { guidToBytes } from '../owner/guid';
 import { readBase64, readBase64OrPath, readFileArg } from '../owner/inputs';
 import { buildLaunchSecret, type SecretEntry } from '../owner/secret';
@@ -20,14 +20,6 @@ function parseSecretArg(arg: string): SecretEntry {
     guid: guidToBytes(arg.slice(0, colon), `--secret '${arg}'`),
     data: readFileArg(COMMAND, '--secret', arg.slice(colon + 1)),
   };
-}
-
-function writeOut(name: string, path: string, data: Buffer): void {
-  try {
-    fs.writeFileSync(path, data);
-  } catch (e) {
-    throw new SevArgumentError(COMMAND, `cannot write the ${name} to ${path} (${(e as NodeJS.ErrnoException).code})`);
-  }
 }
 
 export const secretCommand: Command = {
@@ -68,8 +60,7 @@ it is random otherwise).`,
       secrets: secrets.map(parseSecretArg),
       iv: values.iv === undefined ? undefined : readBase64(COMMAND, '--iv', values.iv as string, 16),
     });
-    writeOut('header', headerFile, packet.header);
-    writeOut('payload', payloadFile, packet.ciphertext);
+    writeOutputFiles(COMMAND, [{ path: headerFile, data: packet.header }, { path: payloadFile, data: packet.ciphertext }]);
     if (ctx.json) {
       ctx.out(toJson({
         headerFile,

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 
 import { formatChainReport, SEV_CERT_SIZE, splitChainFile, type TrustedArk } from '../certs';
 import { SevArgumentError, SevCertificateError } from '../errors';
+import { SECRET_MODE, writeOutputFiles } from '../output-files';
 import { parseIntOrHex } from '../owner/inputs';
 import { createLaunchSession } from '../owner/session';
 import { resolveCa, verifyPlatformChain } from '../platform/ownership';
@@ -59,10 +60,12 @@ export const sessionCommand: Command = {
       tek: `${name}_tek.bin`,
       tik: `${name}_tik.bin`,
     };
-    fs.writeFileSync(files.tek, s.tek, { mode: 0o600 });
-    fs.writeFileSync(files.tik, s.tik, { mode: 0o600 });
-    fs.writeFileSync(files.session, s.session.toString('base64'));
-    fs.writeFileSync(files.godh, s.godhCert.toString('base64'));
+    writeOutputFiles('session', [
+      { path: files.tek, data: s.tek, mode: SECRET_MODE },
+      { path: files.tik, data: s.tik, mode: SECRET_MODE },
+      { path: files.session, data: s.session.toString('base64') },
+      { path: files.godh, data: s.godhCert.toString('base64') },
+    ]);
     if (ctx.json) ctx.out(toJson({ files, policy, chainVerified: verified }));
     return 0;
   },

@@ -1,8 +1,8 @@
 // `sev vmsa build|show|update`: SEV-ES initial vCPU state pages, compatible with sevctl's VMSA
 // files (4096 bytes) and its `vmsa show` JSON.
-import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
+import { writeOutputFile } from '../output-files';
 import { parseIntOrHex, readFileArg } from '../owner/inputs';
 import { OvmfImage } from '../owner/ovmf';
 import { Vmsa, VMSA_PAGE_SIZE } from '../owner/vmsa';
@@ -44,11 +44,7 @@ function buildOptions(verb: string, v: Values): VmsaBuildOptions {
 }
 
 function write(ctx: CliContext, verb: string, path: string, vmsa: Vmsa, o: VmsaBuildOptions): number {
-  try {
-    fs.writeFileSync(path, vmsa.page);
-  } catch (e) {
-    throw new SevArgumentError(COMMAND, `cannot write ${path} (${(e as NodeJS.ErrnoException).code})`);
-  }
+  writeOutputFile(COMMAND, path, vmsa.page);
   if (ctx.json) {
     ctx.out(toJson({ file: path, verb, cpu: o.cpu, userspace: o.userspace, rip: vmsa.get('rip'), csBase: vmsa.segment('cs').base, rdx: vmsa.get('rdx') }));
   }

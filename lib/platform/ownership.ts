@@ -17,6 +17,7 @@ import {
   verifyChain,
 } from '../certs';
 import { SevArgumentError, SevCertificateError } from '../errors';
+import { SECRET_MODE, writeOutputFiles } from '../output-files';
 import { SevPlatform } from './platform';
 
 export interface OcaKeyPair {
@@ -32,9 +33,10 @@ export function createOca(apiVersion?: { major: number; minor: number }): OcaKey
 /** Writes the OCA certificate (SEV format) and its private key (PKCS#8 PEM, mode 0600). */
 export function writeOca(oca: OcaKeyPair, certPath: string, keyPath: string): void {
   const pem = oca.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  fs.writeFileSync(keyPath, pem, { mode: 0o600, flag: 'w' });
-  fs.chmodSync(keyPath, 0o600); // also when the file existed with a wider mode
-  fs.writeFileSync(certPath, oca.cert.toBuffer());
+  writeOutputFiles('generate', [
+    { path: keyPath, data: pem, mode: SECRET_MODE },
+    { path: certPath, data: oca.cert.toBuffer() },
+  ]);
 }
 
 /**

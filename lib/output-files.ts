@@ -1,0 +1,95 @@
+// Writing the files commands produce (keys, TEK/TIK, certificates, blobs) so that a failure or
+// a concurrent reader never sees less than the whole file, and a secret is never readable by
+// others, not even for a moment:
+//  - each output is first written to a new file beside the target, created O_EXCL|O_NOFOLLOW
+//    with its final mode (0600 for secrets), so no existing file, symlink or mode is reused;
+//  - it is fsync'd, then renamed over the target (rename replaces a symlink, never follows it),
+//    then the directory is fsync'd, so the new name survives a crash;
+//  - with several outputs, all are written before any is renamed; on a failure the temporary
+//    files are removed and no target has changed;
+//  - two outputs naming the same path are refused before anything is written.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+import { SevArgumentError } from './errors';
+
+/** Secrets (private keys, TEK, TIK): owner read/write only, from creation. */
+export const SECRET_MODE = 0o600;
+/** Everything else: as a plain create would make it (0666 less the umask). */
+export const PUBLIC_MODE = 0o666;
+
+export interface OutputFile {
+  path: string;
+  data: Uint8Array | string;
+  /** SECRET_MODE or PUBLIC_MODE (default). */
+  mode?: number;
+}
+
+function tempPathFor(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+function writeTemp(command: string, file: OutputFile): string {
+  const tmp = tempPathFor(file.path);
+  let fd: number;
+  try {
+    fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, file.mode ?? PUBLIC_MODE);
+  } catch (e) {
+    throw new SevArgumentError(command, `cannot write ${file.path}: ${(e as NodeJS.ErrnoException).code ?? e} in ${path.dirname(file.path)}`);
+  }
+  try {
+    fs.writeFileSync(fd, file.data);
+    fs.fsyncSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(tmp, { force: true });
+    throw new SevArgumentError(command, `cannot write ${file.path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  fs.closeSync(fd);
+  return tmp;
+}
+
+function syncDirectory(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // Some file systems refuse fsync on directories; the rename itself has happened.
+  }
+}
+
+/** Writes every file or none (see the top of this file). `command` names the caller in errors. */
+export function writeOutputFiles(command: string, files: OutputFile[]): void {
+  const targets = files.map((f) => path.resolve(f.path));
+  const twice = targets.find((t, i) => targets.indexOf(t) !== i);
+  if (twice) throw new SevArgumentError(command, `two outputs would be written to ${twice}: give each its own path`);
+  for (const t of targets) {
+    let isDir = false;
+    try {
+      isDir = fs.statSync(t).isDirectory();
+    } catch {
+      // absent: fine
+    }
+    if (isDir) throw new SevArgumentError(command, `${t} is a directory, not a file to write`);
+  }
+  const temps: string[] = [];
+  try {
+    for (const f of files) temps.push(writeTemp(command, f));
+    temps.forEach((tmp, i) => fs.renameSync(tmp, targets[i]));
+  } catch (e) {
+    for (const tmp of temps) fs.rmSync(tmp, { force: true });
+    if (e instanceof SevArgumentError) throw e;
+    throw new SevArgumentError(command, `cannot write ${files.map((f) => f.path).join(', ')}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  for (const dir of new Set(targets.map((t) => path.dirname(t)))) syncDirectory(dir);
+}
+
+/** One file: writeOutputFiles with a single output. */
+export function writeOutputFile(command: string, file: string, data: Uint8Array | string, mode = PUBLIC_MODE): void {
+  writeOutputFiles(command, [{ path: file, data, mode }]);
+}
