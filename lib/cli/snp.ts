@@ -4,12 +4,16 @@
 //   sev snp verify attestation CERTS_DIR REPORT   (ark/ask/vcek .pem or .der in CERTS_DIR)
 //   sev snp verify attestation REPORT --vcek F (--cert-chain F | --ask F --ark F)
 //   sev snp measure --mode snp --ovmf F --vcpus N --vcpu-type T [--kernel F --initrd F --append S] ...
+//   sev snp generate id-block --id-key F --auth-key F --measurement HEX [...] [--id-block-out F --id-auth-out F]
+//   sev snp generate key-digest KEY.pem
+import type { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { SevArgumentError } from '../errors';
-import { parseIntOrHex, readFileArg } from '../owner/inputs';
+import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs';
 import { parseCertChainPem } from '../snp/certs';
+import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
 import { formatReport, parseAttestationReport, reportToJSON, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
 import { formatAttestation, verifyAttestation } from '../snp/verify';
@@ -107,7 +111,7 @@ function measure(ctx: CliContext, v: Values): number {
     kernel: file('kernel'),
     initrd: file('initrd'),
     append: str(v, 'append'),
-    guestFeatures: features === undefined ? undefined : BigInt(parseGuestFeatures(features)),
+    guestFeatures: features === undefined ? undefined : parseU64('--guest-features', features),
     ovmfHash: str(v, 'snp-ovmf-hash'),
     vmmType: vmm as SnpVmmType | undefined,
     svsm: file('svsm'),
@@ -122,17 +126,103 @@ function measure(ctx: CliContext, v: Values): number {
   return 0;
 }
 
-/** Guest features as hex (0x…) or decimal, up to 64 bits. */
-function parseGuestFeatures(text: string): bigint {
-  if (!/^(0x[0-9a-f]{1,16}|[0-9]{1,20})$/i.test(text)) throw new SevArgumentError(COMMAND, `--guest-features must be a 64-bit number, got '${text}'`);
+/** A u64 flag (guest features, policy) as hex (0x…) or decimal. */
+function parseU64(flag: string, text: string): bigint {
+  if (!/^(0x[0-9a-f]{1,16}|[0-9]{1,20})$/i.test(text)) throw new SevArgumentError(COMMAND, `${flag} must be a 64-bit number, got '${text}'`);
   const value = BigInt(text);
-  if (value >= 1n << 64n) throw new SevArgumentError(COMMAND, `--guest-features must fit in 64 bits, got '${text}'`);
+  if (value >= 1n << 64n) throw new SevArgumentError(COMMAND, `${flag} must fit in 64 bits, got '${text}'`);
   return value;
+}
+
+/** `size` bytes given as hex (an optional 0x) or, for the measurement as sev-snp-measure prints it, base64. */
+function parseBytes(flag: string, text: string, size: number, base64 = false): Buffer {
+  const hex = text.replace(/^0x/i, '');
+  if (hex.length === size * 2 && /^[0-9a-f]+$/i.test(hex)) return Buffer.from(hex, 'hex');
+  const decoded = base64 ? decodeBase64Strict(text) : null;
+  if (decoded?.length === size) return decoded;
+  throw new SevArgumentError(COMMAND, `${flag} must be ${size} bytes as ${size * 2} hex digits${base64 ? ' or base64' : ''}, got '${text}'`);
+}
+
+/**
+ * Writes every file or none: each goes to a temporary file beside it, and only when all are
+ * written are they renamed into place.
+ */
+function writeFilesAtomically(files: [file: string, data: string][]): void {
+  const temps: string[] = [];
+  let current = '';
+  try {
+    for (const [file, data] of files) {
+      current = file;
+      const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+      temps.push(temp);
+      fs.writeFileSync(temp, data);
+    }
+    files.forEach(([file], i) => {
+      current = file;
+      fs.renameSync(temps[i], file);
+    });
+  } catch (e) {
+    for (const temp of temps) fs.rmSync(temp, { force: true });
+    throw new SevArgumentError(COMMAND, `cannot write ${current} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+}
+
+function keyFile(flag: string, file: string | undefined): KeyObject {
+  if (!file) throw new UsageError(`${COMMAND} generate id-block: ${flag} FILE is required`);
+  return loadSnpKey(readFileArg(COMMAND, flag, file), `${flag} ${file}`, 'private');
+}
+
+/** snpguest's `generate id-block`: the ID block and ID_AUTH in base64 (QEMU's id-block= and id-auth=). */
+function generateIdBlock(ctx: CliContext, v: Values, args: string[]): number {
+  const verb = `${COMMAND} generate id-block`;
+  if (args.length !== 0) throw new UsageError(`${verb}: unexpected argument '${args[0]}'`);
+  const measurement = str(v, 'measurement');
+  if (!measurement) throw new UsageError(`${verb}: --measurement HEX is required`);
+  const blockOut = str(v, 'id-block-out');
+  const authOut = str(v, 'id-auth-out');
+  if ((blockOut === undefined) !== (authOut === undefined)) throw new UsageError(`${verb}: --id-block-out and --id-auth-out go together`);
+  const familyId = str(v, 'family-id');
+  const imageId = str(v, 'image-id');
+  const svn = str(v, 'svn');
+  const policy = str(v, 'policy');
+  const result = createIdBlock({
+    launchDigest: parseBytes('--measurement', measurement, 48, true),
+    familyId: familyId === undefined ? undefined : parseBytes('--family-id', familyId, 16),
+    imageId: imageId === undefined ? undefined : parseBytes('--image-id', imageId, 16),
+    guestSvn: svn === undefined ? undefined : parseIntOrHex(COMMAND, '--svn', svn),
+    policy: policy === undefined ? undefined : parseU64('--policy', policy),
+    idKey: keyFile('--id-key', str(v, 'id-key')),
+    authorKey: keyFile('--auth-key', str(v, 'auth-key')),
+  });
+  const idBlock = result.idBlock.toString('base64');
+  const idAuth = result.idAuth.toString('base64');
+  // Like snpguest, the files hold the base64 text QEMU takes.
+  if (blockOut && authOut) writeFilesAtomically([[blockOut, idBlock], [authOut, idAuth]]);
+  if (ctx.json) {
+    ctx.out(toJson({
+      id_block: idBlock,
+      id_auth: idAuth,
+      id_key_digest: result.idKeyDigest.toString('hex'),
+      author_key_digest: result.authorKeyDigest.toString('hex'),
+    }));
+  } else if (!blockOut) {
+    ctx.out(`ID-BLOCK:\n${idBlock}\nAUTH-BLOCK:\n${idAuth}`);
+  }
+  return 0;
+}
+
+/** snpguest's `generate key-digest`: SHA-384 of the key's SNP public key, as in a report's id/author_key_digest. */
+function generateKeyDigest(ctx: CliContext, args: string[]): number {
+  if (args.length !== 1) throw new UsageError(`${COMMAND} generate key-digest: one PEM key file expected`);
+  const key = loadSnpKey(readFileArg(COMMAND, 'key', args[0]), args[0]);
+  const digest = snpKeyDigest(key).toString('hex');
+  ctx.out(ctx.json ? toJson({ key_digest: digest }) : digest);
+  return 0;
 }
 
 export const snpCommand: Command = {
   name: 'snp',
-  summary: 'SEV-SNP attestation: display and verify reports, compute launch measurements',
+  summary: 'SEV-SNP attestation: display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--json]',
@@ -142,6 +232,10 @@ export const snpCommand: Command = {
     '                       [--kernel FILE --initrd FILE --append CMDLINE] [--guest-features N]',
     '                       [--vmm-type qemu|ec2|krun|gce] [--snp-ovmf-hash HEX]',
     '                       [--svsm FILE (--vars-size N | --vars-file FILE)] [--output-format hex|base64]',
+    '       sev snp generate id-block --id-key PEM --auth-key PEM --measurement HEX|BASE64',
+    '                       [--family-id HEX] [--image-id HEX] [--svn N] [--policy N (default 0x30000)]',
+    '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
+    '       sev snp generate key-digest PEM',
   ].join('\n'),
   options: {
     generation: { type: 'string' },
@@ -167,12 +261,23 @@ export const snpCommand: Command = {
     'vars-size': { type: 'string' },
     'vars-file': { type: 'string' },
     'output-format': { type: 'string' },
+    'id-key': { type: 'string' },
+    'auth-key': { type: 'string' },
+    measurement: { type: 'string' },
+    'family-id': { type: 'string' },
+    'image-id': { type: 'string' },
+    svn: { type: 'string' },
+    policy: { type: 'string' },
+    'id-block-out': { type: 'string' },
+    'id-auth-out': { type: 'string' },
   },
   async run(ctx, { values, positionals }) {
     const [verb, noun, ...rest] = positionals;
     if (verb === 'display' && noun === 'report') return displayReport(ctx, values, rest);
     if (verb === 'verify' && noun === 'attestation') return verifyReport(ctx, values, rest);
     if (verb === 'measure') return measure(ctx, values);
-    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation' or 'measure', got '${positionals.join(' ')}'`);
+    if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
+    if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
+    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation', 'measure', 'generate id-block' or 'generate key-digest', got '${positionals.join(' ')}'`);
   },
 };
