@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { SevArgumentError } from '../errors';
+import { writeOutputFiles } from '../output-files';
 import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs';
 import { parseCertChainPem } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
@@ -143,30 +144,6 @@ function parseBytes(flag: string, text: string, size: number, base64 = false): B
   throw new SevArgumentError(COMMAND, `${flag} must be ${size} bytes as ${size * 2} hex digits${base64 ? ' or base64' : ''}, got '${text}'`);
 }
 
-/**
- * Writes every file or none: each goes to a temporary file beside it, and only when all are
- * written are they renamed into place.
- */
-function writeFilesAtomically(files: [file: string, data: string][]): void {
-  const temps: string[] = [];
-  let current = '';
-  try {
-    for (const [file, data] of files) {
-      current = file;
-      const temp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-      temps.push(temp);
-      fs.writeFileSync(temp, data);
-    }
-    files.forEach(([file], i) => {
-      current = file;
-      fs.renameSync(temps[i], file);
-    });
-  } catch (e) {
-    for (const temp of temps) fs.rmSync(temp, { force: true });
-    throw new SevArgumentError(COMMAND, `cannot write ${current} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-}
-
 function keyFile(flag: string, file: string | undefined): KeyObject {
   if (!file) throw new UsageError(`${COMMAND} generate id-block: ${flag} FILE is required`);
   return loadSnpKey(readFileArg(COMMAND, flag, file), `${flag} ${file}`, 'private');
@@ -197,7 +174,7 @@ function generateIdBlock(ctx: CliContext, v: Values, args: string[]): number {
   const idBlock = result.idBlock.toString('base64');
   const idAuth = result.idAuth.toString('base64');
   // Like snpguest, the files hold the base64 text QEMU takes.
-  if (blockOut && authOut) writeFilesAtomically([[blockOut, idBlock], [authOut, idAuth]]);
+  if (blockOut && authOut) writeOutputFiles(COMMAND, [{ path: blockOut, data: idBlock }, { path: authOut, data: idAuth }]);
   if (ctx.json) {
     ctx.out(toJson({
       id_block: idBlock,
