@@ -50,7 +50,8 @@ describe('emulator: C conformance programs', function () {
     assert.ok((r.stdout.match(/^ok /gm) ?? []).length > 50, r.stdout);
   });
 
-  it('kvm_fuzz: random ioctls, memslots, registers and guest code end as the kernel ends them', () => {
+  it('kvm_fuzz: random ioctls, memslots, registers and guest code end as the kernel ends them', function () {
+    this.timeout(300_000); // ~25 s on an idle 2-core machine; the SEV rounds make firmware calls
     const bin = compile(dir, 'kvm_fuzz');
     for (const seed of ['1', '0x5eed']) {
       const r = underFreshEmulator([], [bin, seed, '300']);
