@@ -26,6 +26,9 @@ export interface LaunchImages {
   vcpus?: SevEsVcpus;
 }
 
+/** The most vCPUs a KVM guest can have (KVM_MAX_VCPUS on x86): a launch never measures more. */
+export const MAX_VCPUS = 4096;
+
 /** The measured chunks in launch order (their SHA-256 is the launch digest). */
 export function measuredData(images: LaunchImages): Buffer[] {
   const ovmf = images.firmware instanceof OvmfImage ? images.firmware : OvmfImage.parse(images.firmware);
@@ -36,14 +39,17 @@ export function measuredData(images: LaunchImages): Buffer[] {
   }
   if (images.vcpus) {
     const { count, bsp, ap } = images.vcpus;
-    if (!Number.isInteger(count) || count < 1) throw new SevArgumentError('measurement', `the vCPU count must be at least 1, got ${count}`);
+    if (!Number.isInteger(count) || count < 1 || count > MAX_VCPUS) {
+      throw new SevArgumentError('measurement', `the vCPU count must be an integer from 1 to ${MAX_VCPUS} (KVM's limit), got ${count}`);
+    }
     for (const [name, page] of [['vCPU 0 VMSA', bsp], ['AP VMSA', ap]] as const) {
       if (page.length !== VMSA_PAGE_SIZE) {
         throw new SevArgumentError('measurement', `${name} must be ${VMSA_PAGE_SIZE} bytes, got ${page.length}`);
       }
     }
     chunks.push(Buffer.from(bsp));
-    for (let i = 1; i < count; i++) chunks.push(Buffer.from(ap));
+    const apPage = Buffer.from(ap); // one copy, hashed once per AP
+    for (let i = 1; i < count; i++) chunks.push(apPage);
   }
   return chunks;
 }

@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
-import { launchDigestOf } from '../owner/launch-digest';
+import { launchDigestOf, MAX_VCPUS } from '../owner/launch-digest';
 import { OvmfImage } from '../owner/ovmf';
 import { buildSevHashesTable, checkSevHashesSupport, type KernelBootInputs } from '../owner/sev-hashes';
 import { cpuidSignature, cpuTypeSignature } from '../owner/vmsa-builder';
@@ -24,8 +24,6 @@ import { snpVmsaPages, svsmEntry, svsmVmsaPages, type SnpVmmType } from './vmsa'
 
 export type MeasurementMode = 'sev' | 'seves' | 'snp' | 'snp-svsm';
 
-/** The most vCPUs a KVM guest can have (KVM_MAX_VCPUS on x86). */
-export const MAX_VCPUS = 4096;
 
 /** sev-snp-measure's inputs, as bytes rather than paths. */
 export interface LaunchDigestOptions {

@@ -30,6 +30,8 @@ describe('sev CLI: owner commands reject bad input', function () {
   };
 
   it('a missing firmware file', () => fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', 'nope.fd'], 1, /^error: measurement: --firmware: cannot read file nope\.fd \(ENOENT\)/));
+  it('more vCPUs than KVM allows (4096), refused before any VMSA is built', () =>
+    fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', OVMF, '--num-cpus', '1000000', '--cpu-type', 'EPYC-v4', '--policy', '0x5'], 1, /vCPU count must be an integer from 1 to 4096 \(KVM's limit\), got 1000000/));
   it('a TIK of the wrong size', () => fails(['measurement', 'build', ...BASE, '--tik', 'AAAA', '--firmware', OVMF], 1, /--tik must be 16 bytes, the base64 value has 3/));
   it('a TIK that is neither file nor base64', () => fails(['measurement', 'build', ...BASE, '--tik', 'no/such/tik.bin', '--firmware', OVMF], 1, /--tik: 'no\/such\/tik.bin' is neither an existing file nor valid base64/));
   it('bad base64 for --launch-digest', () => fails(['measurement', 'build', ...BASE, ...TIK, '--launch-digest', 'not base64!'], 1, /--launch-digest: 'not base64!' is not valid base64/));
