@@ -166,6 +166,6 @@ describe('owner: expected launch measurement', () => {
     assert.throws(() => expectedMeasurement({ ...sev, images: undefined }, mnonce), /launch digest or the firmware/);
     assert.throws(() => expectedMeasurement({ ...sev, apiMajor: 256 }, mnonce), /apiMajor must be a byte/);
     assert.throws(() => launchDigestOf({ firmware, vcpus: { count: 1, bsp: Buffer.alloc(100), ap: Buffer.alloc(4096) } }), /4096 bytes/);
-    assert.throws(() => launchDigestOf({ firmware, vcpus: { ...vcpus, count: 0 } }), /at least 1/);
+    assert.throws(() => launchDigestOf({ firmware, vcpus: { ...vcpus, count: 0 } }), /an integer from 1 to 4096/);
   });
 });
