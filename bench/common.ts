@@ -33,3 +33,45 @@ export function kvmBackends(): { backends: ('soft' | 'host')[]; missing: string[
   else missing.push(`host KVM: /dev/kvm ${info.hostKvm}`);
   return { backends, missing };
 }
+
+export interface BenchOptions {
+  /** A quick run (CI): fewer and shorter repetitions; targets are shown but not enforced. */
+  short?: boolean;
+}
+
+/** One row of a results table: a figure of node-sev beside its limit or peer, or why it is missing. */
+export type BenchRow =
+  | { scenario: string; unit: string; value: number; reference: number; target: number; ratio?: number }
+  | { scenario: string; why: string };
+
+/** A measured row's ratio: its own when it has one (e.g. a median of paired runs), else value / reference. */
+export function rowRatio(row: BenchRow): number | undefined {
+  return 'why' in row ? undefined : row.ratio ?? row.value / row.reference;
+}
+
+/** Whether a measured row meets its target (ratio ≥ target). */
+export function rowPasses(row: BenchRow): boolean | undefined {
+  return 'why' in row ? undefined : rowRatio(row)! >= row.target;
+}
+
+/** Prints rows as the table `scenario | node-sev | limit/peer | ratio | target | pass`, or as JSON. */
+export function printRows(title: string, rows: BenchRow[], json = false): void {
+  if (json) {
+    const out = rows.map((r) => ('why' in r ? r : { ...r, ratio: rowRatio(r), pass: rowPasses(r) }));
+    console.log(JSON.stringify({ title, rows: out }));
+    return;
+  }
+  const num = (x: number, unit: string) => `${x >= 100 ? x.toFixed(0) : x.toPrecision(3)}${unit}`;
+  const cells = rows.map((r) =>
+    'why' in r
+      ? [r.scenario, '—', '—', '—', '—', `not measured: ${r.why}`]
+      : [r.scenario, num(r.value, r.unit), num(r.reference, r.unit), rowRatio(r)!.toFixed(3), `≥ ${r.target}`, rowPasses(r) ? 'yes' : 'NO'],
+  );
+  const header = ['scenario', 'node-sev', 'limit/peer', 'ratio', 'target', 'pass'];
+  // The last column is not padded, so a long "not measured" reason does not widen the table.
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]))).join(' | ');
+  console.log(`\n${title}`);
+  console.log(line(header));
+  for (const c of cells) console.log(line(c));
+}

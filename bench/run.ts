@@ -1,7 +1,42 @@
 // `npm run bench`: every benchmark, each printing its table with ratios against a reference
 // measured in the same run. Exits non-zero when a target is missed.
+//   --short   a quick run (what CI runs): fewer, shorter repetitions; targets shown, not enforced
+//   --json    the SNP table as one JSON line
+//   snp | stream | exits   run only the named benchmarks
+import { printRows, rowPasses } from './common';
 import { exitsBench } from './exits';
+import { snpBench } from './snp';
 import { streamBench } from './stream';
 
-const results = [streamBench(), exitsBench()];
-process.exitCode = results.every(Boolean) ? 0 : 1;
+async function main(): Promise<boolean> {
+  const args = process.argv.slice(2);
+  const short = args.includes('--short');
+  const json = args.includes('--json');
+  const only = args.filter((a) => !a.startsWith('--'));
+  const wanted = (name: string) => only.length === 0 || only.includes(name);
+  if (short) {
+    // The streaming and exits benchmarks read their sizes from the environment.
+    process.env.BENCH_SIZES_MIB ??= '16';
+    process.env.BENCH_REPS ??= '1';
+    process.env.BENCH_EXITS ??= '10000';
+  }
+  const results: boolean[] = [];
+  if (wanted('stream')) results.push(streamBench());
+  if (wanted('exits')) results.push(exitsBench());
+  if (wanted('snp')) {
+    const rows = await snpBench({ short });
+    printRows(`SEV-SNP report verification per second (real Milan report)${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
+  return short || results.every(Boolean);
+}
+
+main().then(
+  (ok) => {
+    process.exitCode = ok ? 0 : 1;
+  },
+  (e) => {
+    console.error(e);
+    process.exitCode = 1;
+  },
+);

@@ -1,6 +1,7 @@
 // Verifying an SNP attestation report: the certificate chain (lib/snp/certs), the report's
 // signature with the VCEK/VLEK key, and that the report belongs to that key (chip id, TCB).
 // Every check is listed with its verdict and reason; assertAttestation throws instead.
+// SnpReportVerifier checks the chain once and then any number of reports against it.
 import type { KeyObject } from 'node:crypto';
 
 import { SevArgumentError, SevCertificateError } from '../errors';
@@ -8,7 +9,7 @@ import { leToBeFixed } from '../certs/keys';
 import { ecdsaVerify } from '../certs/signing';
 import {
   formatSnpLinks, verifySnpChain, vcekExtensions,
-  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpLink, type SnpTcbLevels, type VcekExtensions,
+  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpChainReport, type SnpLink, type SnpTcbLevels, type VcekExtensions,
 } from './certs';
 import { parseAttestationReport, REPORT_SIZE, type AttestationReport, type SnpGeneration, type TcbVersion } from './report';
 
@@ -35,58 +36,90 @@ export function verifyAttestation(input: AttestationInput): AttestationVerificat
     throw new SevArgumentError('verifyAttestation', 'expected { report, vcek, ask, ark } (or asvk and vlek)');
   }
   const { report, now, generation, trustedArks, ...certs } = input;
-  if (!(report instanceof Uint8Array) || report.length !== REPORT_SIZE) {
-    throw new SevArgumentError('verifyAttestation', `an attestation report is ${REPORT_SIZE} bytes; got ${report instanceof Uint8Array ? report.length : typeof report}`);
-  }
-  const chain = verifySnpChain(certs, { now, generation, trustedArks });
-  const key = chain.endorsement;
-  const leaf = chain.endorsementCert;
-  // The report is read with the chain's generation (its TCB layout); a malformed one (reserved
-  // bits set, unknown version) fails both report checks with the parser's reason.
-  let fields: AttestationReport | undefined;
-  let malformed: string | undefined;
-  try {
-    fields = parseAttestationReport(report, chain.generation ? { generation: chain.generation } : {});
-  } catch (e) {
-    if (!(e instanceof SevArgumentError)) throw e;
-    malformed = `malformed report: ${e.message}`;
-  }
-  const missing = malformed ?? (leaf ? undefined : `${key} not usable (see the chain)`);
+  checkReportSize('verifyAttestation', report);
+  return new SnpReportVerifier(certs, { now, generation, trustedArks }).verify(report);
+}
 
-  const signature: SnpLink = { signer: key, subject: 'REPORT', check: 'signature', ok: false };
-  const reason = missing ?? signatureProblem(fields!, key, leaf!.x509.publicKey);
-  if (reason) signature.reason = reason;
-  else signature.ok = true;
+/**
+ * A chain verified once, then any number of reports checked against its VCEK/VLEK: for a service
+ * that sees many reports from the same machines. `verify(report)` answers as verifyAttestation
+ * does with the same certificates — the chain's links included — without re-checking the chain.
+ * The chain is checked when the verifier is made, at `now` (default: that moment): make a new
+ * verifier to check it again (say, for certificate expiry).
+ */
+export class SnpReportVerifier {
+  /** The chain's verdict (frozen). */
+  readonly chain: Readonly<SnpChainReport>;
+  // What every report check needs from the endorsement certificate, read once.
+  readonly #key?: KeyObject;
+  readonly #extensions?: VcekExtensions;
+  readonly #extensionsProblem?: string;
 
-  const consistency: SnpLink = { signer: key, subject: 'REPORT', check: 'fields', ok: false };
-  if (missing) consistency.reason = missing;
-  else if (!chain.generation) consistency.reason = 'unknown generation (the ARK is not a pinned root; pass `generation`): cannot decode the report TCB';
-  else {
-    let ext: VcekExtensions | undefined;
+  constructor(certs: SnpChainInput, opts: SnpChainOptions = {}) {
+    const chain = verifySnpChain(certs, opts);
+    chain.links = Object.freeze(chain.links.map((l) => Object.freeze({ ...l }))) as SnpLink[];
+    this.chain = Object.freeze(chain);
+    const leaf = chain.endorsementCert;
+    if (!leaf) return;
+    this.#key = leaf.x509.publicKey;
     try {
-      ext = vcekExtensions(leaf!);
+      this.#extensions = vcekExtensions(leaf);
     } catch (e) {
       if (!(e instanceof SevCertificateError)) throw e;
-      consistency.reason = `the ${key}'s AMD extensions: ${e.message}`;
+      this.#extensionsProblem = `the ${chain.endorsement}'s AMD extensions: ${e.message}`;
     }
-    if (ext) {
-      const mismatches = compareFields(ext, fields!.chipId, fields!.reportedTcb, key, chain.generation);
+  }
+
+  /** Checks one report (its signature and its chip id and TCB against the certificate); never throws for a bad report. */
+  verify(report: Uint8Array): AttestationVerification {
+    checkReportSize('SnpReportVerifier.verify', report);
+    const chain = this.chain;
+    const key = chain.endorsement;
+    // The report is read with the chain's generation (its TCB layout); a malformed one (reserved
+    // bits set, unknown version) fails both report checks with the parser's reason.
+    let fields: AttestationReport | undefined;
+    let malformed: string | undefined;
+    try {
+      fields = parseAttestationReport(report, chain.generation ? { generation: chain.generation } : {});
+    } catch (e) {
+      if (!(e instanceof SevArgumentError)) throw e;
+      malformed = `malformed report: ${e.message}`;
+    }
+    const missing = malformed ?? (this.#key ? undefined : `${key} not usable (see the chain)`);
+
+    const signature: SnpLink = { signer: key, subject: 'REPORT', check: 'signature', ok: false };
+    const reason = missing ?? signatureProblem(fields!, key, this.#key!);
+    if (reason) signature.reason = reason;
+    else signature.ok = true;
+
+    const consistency: SnpLink = { signer: key, subject: 'REPORT', check: 'fields', ok: false };
+    if (missing) consistency.reason = missing;
+    else if (!chain.generation) consistency.reason = 'unknown generation (the ARK is not a pinned root; pass `generation`): cannot decode the report TCB';
+    else if (this.#extensionsProblem) consistency.reason = this.#extensionsProblem;
+    else {
+      const mismatches = compareFields(this.#extensions!, fields!.chipId, fields!.reportedTcb, key, chain.generation);
       if (mismatches.length === 0) consistency.ok = true;
       else {
         consistency.reason = `the report does not match the ${key} (${mismatches.map((m) => m.field).join(', ')})`;
         consistency.mismatches = mismatches;
       }
     }
-  }
 
-  const links = [...chain.links, signature, consistency];
-  return {
-    ok: links.every((l) => l.ok),
-    ...(chain.generation ? { generation: chain.generation } : {}),
-    ...(chain.arkFingerprint ? { arkFingerprint: chain.arkFingerprint } : {}),
-    endorsement: key,
-    links,
-  };
+    const links = [...chain.links.map((l) => ({ ...l })), signature, consistency];
+    return {
+      ok: links.every((l) => l.ok),
+      ...(chain.generation ? { generation: chain.generation } : {}),
+      ...(chain.arkFingerprint ? { arkFingerprint: chain.arkFingerprint } : {}),
+      endorsement: key,
+      links,
+    };
+  }
+}
+
+function checkReportSize(command: string, report: unknown): asserts report is Uint8Array {
+  if (!(report instanceof Uint8Array) || report.length !== REPORT_SIZE) {
+    throw new SevArgumentError(command, `an attestation report is ${REPORT_SIZE} bytes; got ${report instanceof Uint8Array ? report.length : typeof report}`);
+  }
 }
 
 /** Like verifyAttestation, but throws a SevCertificateError listing every check when one fails. */
