@@ -3,6 +3,7 @@
 //   sev snp display report REPORT [--generation G]
 //   sev snp verify attestation CERTS_DIR REPORT   (ark/ask/vcek .pem or .der in CERTS_DIR)
 //   sev snp verify attestation REPORT --vcek F (--cert-chain F | --ask F --ark F)
+//     … [--policy FILE] [--measurement HEX …]: go-sev-guest-style policy checks (lib/snp/policy)
 //   sev snp measure --mode snp --ovmf F --vcpus N --vcpu-type T [--kernel F --initrd F --append S] ...
 //   sev snp generate id-block --id-key F --auth-key F --measurement HEX [...] [--id-block-out F --id-auth-out F]
 //   sev snp generate key-digest KEY.pem
@@ -16,6 +17,7 @@ import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs'
 import { parseCertChainPem } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
+import { formatPolicyResult, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
 import { formatReport, parseAttestationReport, reportToJSON, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
 import { formatAttestation, verifyAttestation } from '../snp/verify';
 import type { SnpVmmType } from '../snp/vmsa';
@@ -76,9 +78,58 @@ function verifyReport(ctx: CliContext, v: Values, args: string[]): number {
   } else {
     throw new UsageError(`${COMMAND} verify attestation: CERTS_DIR REPORT, or REPORT --vcek F --cert-chain F`);
   }
-  const result = verifyAttestation({ report: readFileArg(COMMAND, 'report', reportFile), ...certs, generation });
-  ctx.out(ctx.json ? toJson(result) : formatAttestation(result));
-  return result.ok ? 0 : 1;
+  const reportBytes = readFileArg(COMMAND, 'report', reportFile);
+  const policy = policyOption(v); // read before verifying: a bad policy is an error, not a verdict
+  const result = verifyAttestation({ report: reportBytes, ...certs, generation });
+  const checks = policy && checkPolicy(reportBytes, result.generation ?? generation, policy);
+  if (!checks) {
+    ctx.out(ctx.json ? toJson(result) : formatAttestation(result));
+    return result.ok ? 0 : 1;
+  }
+  const ok = result.ok && checks.ok;
+  ctx.out(ctx.json ? toJson({ ...result, ok, policy: checks }) : `${formatAttestation(result)}\n${formatPolicyResult(checks)}`);
+  return ok ? 0 : 1;
+}
+
+/** Flags that set a policy key (go-sev-guest `check` names, kebab-case); they override --policy's keys. */
+const POLICY_FLAGS: Record<string, string> = {
+  measurement: 'measurement',
+  'host-data': 'host_data',
+  'report-data': 'report_data',
+  'family-id': 'family_id',
+  'image-id': 'image_id',
+  'chip-id': 'chip_id',
+  'minimum-guest-svn': 'minimum_guest_svn',
+  'minimum-tcb': 'minimum_tcb',
+  'minimum-launch-tcb': 'minimum_launch_tcb',
+  'min-build': 'minimum_build',
+  'min-version': 'minimum_version',
+  vmpl: 'vmpl',
+};
+
+/** The policy of --policy FILE (JSON) and the policy flags, or undefined when none is given. */
+function policyOption(v: Values): ReportPolicy | undefined {
+  const file = str(v, 'policy');
+  let json: Record<string, unknown> = {};
+  if (file !== undefined) {
+    const text = readFileArg(COMMAND, '--policy', file).toString('utf8');
+    parseReportPolicy(text); // the file alone first, so that its errors are about its own keys
+    json = JSON.parse(text) as Record<string, unknown>;
+  }
+  const flags = Object.keys(POLICY_FLAGS).filter((flag) => v[flag] !== undefined);
+  for (const flag of flags) json[POLICY_FLAGS[flag]] = v[flag];
+  return file === undefined && flags.length === 0 ? undefined : parseReportPolicy(json);
+}
+
+/** The policy checks on the report, read in the chain's TCB layout; a malformed report is one failed check. */
+function checkPolicy(reportBytes: Buffer, generation: SnpGeneration | undefined, policy: ReportPolicy): PolicyResult {
+  try {
+    return validateReport(parseAttestationReport(reportBytes, { generation }), policy);
+  } catch (e) {
+    if (!(e instanceof SevArgumentError)) throw e;
+    const failure = { field: 'report', expected: 'a well-formed attestation report', actual: e.message };
+    return { ok: false, checks: [{ ...failure, ok: false }], failures: [failure] };
+  }
 }
 
 const MODES: MeasurementMode[] = ['sev', 'seves', 'snp', 'snp-svsm'];
@@ -153,21 +204,23 @@ function keyFile(flag: string, file: string | undefined): KeyObject {
 function generateIdBlock(ctx: CliContext, v: Values, args: string[]): number {
   const verb = `${COMMAND} generate id-block`;
   if (args.length !== 0) throw new UsageError(`${verb}: unexpected argument '${args[0]}'`);
-  const measurement = str(v, 'measurement');
-  if (!measurement) throw new UsageError(`${verb}: --measurement HEX is required`);
+  // --measurement is a list for `verify attestation` (any of several); an ID block has one.
+  const measurements = (v.measurement as string[] | undefined) ?? [];
+  if (measurements.length !== 1) throw new UsageError(`${verb}: one --measurement HEX is required`);
+  const measurement = measurements[0];
   const blockOut = str(v, 'id-block-out');
   const authOut = str(v, 'id-auth-out');
   if ((blockOut === undefined) !== (authOut === undefined)) throw new UsageError(`${verb}: --id-block-out and --id-auth-out go together`);
   const familyId = str(v, 'family-id');
   const imageId = str(v, 'image-id');
   const svn = str(v, 'svn');
-  const policy = str(v, 'policy');
+  const policy = str(v, 'guest-policy');
   const result = createIdBlock({
     launchDigest: parseBytes('--measurement', measurement, 48, true),
     familyId: familyId === undefined ? undefined : parseBytes('--family-id', familyId, 16),
     imageId: imageId === undefined ? undefined : parseBytes('--image-id', imageId, 16),
     guestSvn: svn === undefined ? undefined : parseIntOrHex(COMMAND, '--svn', svn),
-    policy: policy === undefined ? undefined : parseU64('--policy', policy),
+    policy: policy === undefined ? undefined : parseU64('--guest-policy', policy),
     idKey: keyFile('--id-key', str(v, 'id-key')),
     authorKey: keyFile('--auth-key', str(v, 'auth-key')),
   });
@@ -204,13 +257,17 @@ export const snpCommand: Command = {
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
+    '         policy checks (either form): [--policy FILE.json] [--measurement HEX]... [--host-data HEX]',
+    '         [--report-data HEX] [--family-id HEX] [--image-id HEX] [--chip-id HEX]... [--vmpl N]',
+    '         [--minimum-guest-svn N] [--minimum-tcb bootloader=N,tee=N,snp=N,microcode=N | 0xTCB]',
+    '         [--minimum-launch-tcb ...] [--min-build N] [--min-version MAJOR.MINOR]',
     '       sev snp measure --ovmf FILE [--mode snp|snp-svsm|seves|sev] [--vcpus N]',
     '                       [--vcpu-type T | --vcpu-sig N | --vcpu-family N --vcpu-model N --vcpu-stepping N]',
     '                       [--kernel FILE --initrd FILE --append CMDLINE] [--guest-features N]',
     '                       [--vmm-type qemu|ec2|krun|gce] [--snp-ovmf-hash HEX]',
     '                       [--svsm FILE (--vars-size N | --vars-file FILE)] [--output-format hex|base64]',
     '       sev snp generate id-block --id-key PEM --auth-key PEM --measurement HEX|BASE64',
-    '                       [--family-id HEX] [--image-id HEX] [--svn N] [--policy N (default 0x30000)]',
+    '                       [--family-id HEX] [--image-id HEX] [--svn N] [--guest-policy N (default 0x30000)]',
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
     '       sev snp generate key-digest PEM',
   ].join('\n'),
@@ -220,6 +277,19 @@ export const snpCommand: Command = {
     ask: { type: 'string' },
     ark: { type: 'string' },
     'cert-chain': { type: 'string' },
+    policy: { type: 'string' },
+    measurement: { type: 'string', multiple: true },
+    'host-data': { type: 'string' },
+    'report-data': { type: 'string' },
+    'family-id': { type: 'string' },
+    'image-id': { type: 'string' },
+    'chip-id': { type: 'string', multiple: true },
+    'minimum-guest-svn': { type: 'string' },
+    'minimum-tcb': { type: 'string' },
+    'minimum-launch-tcb': { type: 'string' },
+    'min-build': { type: 'string' },
+    'min-version': { type: 'string' },
+    vmpl: { type: 'string' },
     mode: { type: 'string' },
     ovmf: { type: 'string' },
     vcpus: { type: 'string' },
@@ -240,11 +310,8 @@ export const snpCommand: Command = {
     'output-format': { type: 'string' },
     'id-key': { type: 'string' },
     'auth-key': { type: 'string' },
-    measurement: { type: 'string' },
-    'family-id': { type: 'string' },
-    'image-id': { type: 'string' },
     svn: { type: 'string' },
-    policy: { type: 'string' },
+    'guest-policy': { type: 'string' },
     'id-block-out': { type: 'string' },
     'id-auth-out': { type: 'string' },
   },

@@ -309,7 +309,7 @@ describe('SNP ID blocks', function () {
       const blockFile = path.join(dir, 'id-block.base64');
       const authFile = path.join(dir, 'id-auth.base64');
       const r = sev(['snp', 'generate', 'id-block', ...keys(), '--measurement', `0x${'ab'.repeat(48)}`, '--family-id', '01'.repeat(16),
-        '--image-id', `0x${'02'.repeat(16)}`, '--svn', '5', '--policy', '0xb0000', '--id-block-out', blockFile, '--id-auth-out', authFile]);
+        '--image-id', `0x${'02'.repeat(16)}`, '--svn', '5', '--guest-policy', '0xb0000', '--id-block-out', blockFile, '--id-auth-out', authFile]);
       assert.equal(r.status, 0, r.stderr);
       assert.equal(r.stdout, '');
       const block = Buffer.from(fs.readFileSync(blockFile, 'utf8'), 'base64');
@@ -345,7 +345,7 @@ describe('SNP ID blocks', function () {
       };
       bad([...keys(), '--measurement', 'ab'.repeat(47)], /--measurement must be 48 bytes/);
       bad([...keys(), '--measurement', 'ab'.repeat(48), '--family-id', 'abc'], /--family-id must be 16 bytes/);
-      bad([...keys(), '--measurement', 'ab'.repeat(48), '--policy', '0x10000000000000000'], /--policy must be a 64-bit number/);
+      bad([...keys(), '--measurement', 'ab'.repeat(48), '--guest-policy', '0x10000000000000000'], /--guest-policy must be a 64-bit number/);
       bad([...keys(), '--measurement', 'ab'.repeat(48), '--svn', '4294967296'], /--svn=4294967296: value must be at most/);
       const p256 = path.join(dir, 'p256.pem');
       fs.writeFileSync(p256, generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'sec1', format: 'pem' }));
