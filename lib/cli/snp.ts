@@ -16,6 +16,7 @@ import { formatAttestation, verifyAttestation } from '../snp/verify';
 import type { SnpVmmType } from '../snp/vmsa';
 import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
+import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 
 const COMMAND = 'snp';
 type Values = Record<string, unknown>;
@@ -71,7 +72,8 @@ function verifyReport(ctx: CliContext, v: Values, args: string[]): number {
   } else {
     throw new UsageError(`${COMMAND} verify attestation: CERTS_DIR REPORT, or REPORT --vcek F --cert-chain F`);
   }
-  const result = verifyAttestation({ report: readFileArg(COMMAND, 'report', reportFile), ...certs, generation });
+  const crl = str(v, 'crl');
+  const result = verifyAttestation({ report: readFileArg(COMMAND, 'report', reportFile), ...certs, generation, ...(crl ? { crl: readFileArg(COMMAND, '--crl', crl) } : {}) });
   ctx.out(ctx.json ? toJson(result) : formatAttestation(result));
   return result.ok ? 0 : 1;
 }
@@ -135,20 +137,23 @@ export const snpCommand: Command = {
   summary: 'SEV-SNP attestation: display and verify reports, compute launch measurements',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
-    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--json]',
+    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
     '       sev snp measure --ovmf FILE [--mode snp|snp-svsm|seves|sev] [--vcpus N]',
     '                       [--vcpu-type T | --vcpu-sig N | --vcpu-family N --vcpu-model N --vcpu-stepping N]',
     '                       [--kernel FILE --initrd FILE --append CMDLINE] [--guest-features N]',
     '                       [--vmm-type qemu|ec2|krun|gce] [--snp-ovmf-hash HEX]',
     '                       [--svsm FILE (--vars-size N | --vars-file FILE)] [--output-format hex|base64]',
+    ...FETCH_USAGE,
   ].join('\n'),
   options: {
+    ...FETCH_OPTIONS,
     generation: { type: 'string' },
     vcek: { type: 'string' },
     ask: { type: 'string' },
     ark: { type: 'string' },
     'cert-chain': { type: 'string' },
+    crl: { type: 'string' },
     mode: { type: 'string' },
     ovmf: { type: 'string' },
     vcpus: { type: 'string' },
@@ -173,6 +178,7 @@ export const snpCommand: Command = {
     if (verb === 'display' && noun === 'report') return displayReport(ctx, values, rest);
     if (verb === 'verify' && noun === 'attestation') return verifyReport(ctx, values, rest);
     if (verb === 'measure') return measure(ctx, values);
-    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation' or 'measure', got '${positionals.join(' ')}'`);
+    if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
+    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation', 'measure' or 'fetch', got '${positionals.join(' ')}'`);
   },
 };

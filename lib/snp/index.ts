@@ -4,4 +4,6 @@
 export * from './report';
 export * from './certs';
 export * from './verify';
+export * from './crl';
+export * from './kds';
 export * from './measurement';
