@@ -7,8 +7,6 @@
 //  - SEV-SNP (X.509 PEM, not this format): https://kdsintf.amd.com/vcek/v1/<Milan|Genoa|Turin>/cert_chain.
 // Downloaded bytes are verified (ARK pinned, ARK self-signature, ARK → ASK) before they are cached or used.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -18,6 +16,10 @@ import type { CaCertificate } from './ca-cert';
 import { algorithmInfo, Usage } from './constants';
 import { parseAskArk } from './chain';
 import { SevCertificate } from './sev-cert';
+import { CaFetchError, httpGet, writeCacheFile, type HttpOptions } from './http';
+
+export { CaFetchError, DEFAULT_TIMEOUT_MS, httpGet, proxyFor, retryAfterMs } from './http';
+export type { FetchFailure, HttpOptions, RetryOptions } from './http';
 
 /** Base URLs tried in order for `ask_ark_<generation>.cert`. */
 export const ASK_ARK_BASE_URLS: readonly string[] = Object.freeze([
@@ -26,40 +28,6 @@ export const ASK_ARK_BASE_URLS: readonly string[] = Object.freeze([
 ]);
 /** AMD Key Distribution Service. */
 export const KDS_BASE_URL = 'https://kdsintf.amd.com';
-/** Default request timeout. */
-export const DEFAULT_TIMEOUT_MS = 10_000;
-
-const MAX_BYTES = 1 << 20;
-const MAX_REDIRECTS = 3;
-
-/** Why a download failed. */
-export type FetchFailure = 'offline' | 'timeout' | 'tls' | 'http' | 'too-large' | 'invalid';
-
-/** A certificate that could not be obtained; `url` names what was tried, the message says how to pass a file instead. */
-export class CaFetchError extends SevCertificateError {
-  readonly url: string;
-  readonly reason: FetchFailure;
-  readonly status?: number;
-
-  constructor(url: string, reason: FetchFailure, message: string, opts: { status?: number; cause?: unknown } = {}) {
-    super('CA_FETCH', message, opts.cause);
-    this.name = 'CaFetchError';
-    this.url = url;
-    this.reason = reason;
-    this.status = opts.status;
-  }
-}
-
-/** Network options. */
-export interface HttpOptions {
-  /** Whole-request deadline in milliseconds (default 10 000). */
-  timeoutMs?: number;
-  /** Largest body accepted (default 1 MiB). */
-  maxBytes?: number;
-  /** Extra TLS roots, e.g. a test server's self-signed certificate. */
-  ca?: string | Buffer;
-}
-
 /** `ask_ark_<generation>.cert` URLs, one per base URL. */
 export function askArkUrls(generation: Generation, baseUrls: readonly string[] = ASK_ARK_BASE_URLS): string[] {
   return baseUrls.map((b) => `${b.replace(/\/+$/, '')}/ask_ark_${generation}.cert`);
@@ -83,93 +51,6 @@ export function snpCertChainUrl(generation: 'milan' | 'genoa' | 'turin', baseUrl
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'node-sev', 'ca');
-}
-
-/** GET `url` with a deadline, following a few redirects (never from https to http). */
-export async function httpGet(url: string, opts: HttpOptions = {}): Promise<Buffer> {
-  const deadline = Date.now() + (opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-  let current = url;
-  for (let hop = 0; ; hop++) {
-    const res = await getOnce(current, url, deadline, opts);
-    if ('body' in res) return res.body;
-    if (hop >= MAX_REDIRECTS) throw new CaFetchError(url, 'http', `${url}: too many redirects`);
-    const next = new URL(res.location, current);
-    if (new URL(current).protocol === 'https:' && next.protocol !== 'https:') {
-      throw new CaFetchError(url, 'http', `${url}: refusing a redirect from https to ${next.protocol}`);
-    }
-    current = next.toString();
-  }
-}
-
-function getOnce(url: string, original: string, deadline: number, opts: HttpOptions): Promise<{ body: Buffer } | { location: string }> {
-  return new Promise((resolve, reject) => {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch (e) {
-      reject(new CaFetchError(original, 'invalid', `not a URL: ${url}`, { cause: e }));
-      return;
-    }
-    const client = parsed.protocol === 'https:' ? https : parsed.protocol === 'http:' ? http : null;
-    if (!client) {
-      reject(new CaFetchError(original, 'invalid', `${url}: only http and https URLs are supported`));
-      return;
-    }
-    const maxBytes = opts.maxBytes ?? MAX_BYTES;
-    let timedOut = false;
-    let settled = false;
-    // Every way out goes through here exactly once: stop the timer, drop the connection.
-    const finish = (outcome: { body: Buffer } | { location: string } | CaFetchError) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (outcome instanceof CaFetchError) {
-        req.destroy();
-        reject(outcome);
-      } else {
-        resolve(outcome);
-      }
-    };
-    const networkError = (e: NodeJS.ErrnoException) => {
-      if (timedOut) return new CaFetchError(original, 'timeout', `${url} did not answer within the time limit`, { cause: e });
-      if (/CERT|TLS|SSL/.test(e.code ?? '')) {
-        return new CaFetchError(original, 'tls', `${url}: the server's TLS certificate is not acceptable (${e.code})`, { cause: e });
-      }
-      return new CaFetchError(original, 'offline', `cannot reach ${url} (${e.code ?? e.message})`, { cause: e });
-    };
-
-    const req = client.get(parsed, { ...(opts.ca ? { ca: opts.ca } : {}), headers: { accept: 'application/octet-stream' } }, (res) => {
-      const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location) {
-        res.resume();
-        finish({ location: res.headers.location });
-        return;
-      }
-      if (status !== 200) {
-        res.resume();
-        finish(new CaFetchError(original, 'http', `${url} answered HTTP ${status}`, { status }));
-        return;
-      }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBytes) finish(new CaFetchError(original, 'too-large', `${url}: the response exceeds ${maxBytes} bytes`));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => finish({ body: Buffer.concat(chunks) }));
-      res.on('error', (e: NodeJS.ErrnoException) => finish(networkError(e)));
-      res.on('close', () => {
-        if (!res.complete) finish(networkError(Object.assign(new Error('connection closed mid-response'), { code: 'ECONNRESET' })));
-      });
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
-      finish(networkError(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    }, Math.max(0, deadline - Date.now()));
-    req.on('error', (e: NodeJS.ErrnoException) => finish(networkError(e)));
-  });
 }
 
 /** A verified AMD CA chain (ASK and ARK) and where it came from. */
@@ -262,7 +143,7 @@ export async function fetchAskArk(generation: Generation, opts: CaSourceOptions 
       failures.push(new CaFetchError(url, 'invalid', `${url} served an unusable ask_ark: ${(e as Error).message}`, { cause: e }));
       continue;
     }
-    if (cacheDir) writeCache(cachedAskArkPath(generation, cacheDir), blob);
+    if (cacheDir) writeCacheFile(cachedAskArkPath(generation, cacheDir), blob);
     return chain;
   }
   const last = failures[failures.length - 1];
@@ -332,7 +213,7 @@ export async function fetchCek(chipId: Uint8Array, opts: HttpOptions & { baseUrl
     blob = await httpGet(url, opts);
   } catch (e) {
     if (e instanceof CaFetchError) {
-      throw new CaFetchError(url, e.reason, `${e.message}. Without network access, download the CEK from ${url} elsewhere and pass it as a file`, {
+      throw new CaFetchError(url, e.reason, `${e.detail}. Without network access, download the CEK from ${url} elsewhere and pass it as a file`, {
         status: e.status,
         cause: e,
       });
@@ -348,14 +229,33 @@ export async function fetchCek(chipId: Uint8Array, opts: HttpOptions & { baseUrl
   }
 }
 
-function writeCache(file: string, blob: Buffer): void {
-  // Best effort: a cache that cannot be written costs a download next time, nothing more.
-  try {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.${process.pid}.${Date.now()}.tmp`;
-    fs.writeFileSync(tmp, blob, { mode: 0o644 });
-    fs.renameSync(tmp, file);
-  } catch {
-    /* ignored */
-  }
+/** Path of a chip's cached CEK: `<cacheDir>/kds/cek/id/<chip id hex>.cert`, keyed as KDS keys it. */
+export function cachedCekPath(chipId: Uint8Array, cacheDir = defaultCacheDir()): string {
+  const url = new URL(cekUrl(chipId));
+  return path.join(cacheDir, 'kds', ...url.pathname.split('/').filter(Boolean)) + '.cert';
 }
+
+/**
+ * A chip's CEK from the cache, else from AMD's KDS (skipped with `offline`), which is then cached.
+ * A cached file that is not a CEK is ignored (and replaced when online).
+ */
+export async function getCek(chipId: Uint8Array, opts: HttpOptions & { baseUrl?: string; cacheDir?: string | null; offline?: boolean } = {}): Promise<SevCertificate> {
+  const cacheDir = opts.cacheDir === undefined ? defaultCacheDir() : opts.cacheDir;
+  const file = cacheDir ? cachedCekPath(chipId, cacheDir) : undefined;
+  if (file && fs.existsSync(file)) {
+    try {
+      const cert = SevCertificate.parse(fs.readFileSync(file));
+      if (cert.usage === Usage.CEK) return cert;
+    } catch (e) {
+      if (!(e instanceof SevCertificateError)) throw e;
+    }
+  }
+  const url = cekUrl(chipId, opts.baseUrl);
+  if (opts.offline) {
+    throw new CaFetchError(url, 'offline', `offline: this chip's CEK is not cached${file ? ` at ${file}` : ''}; download it from ${url} elsewhere and pass it as a file`);
+  }
+  const cek = await fetchCek(chipId, opts);
+  if (file) writeCacheFile(file, cek.toBuffer());
+  return cek;
+}
+

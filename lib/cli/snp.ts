@@ -23,6 +23,7 @@ import { formatAttestation, verifyAttestation } from '../snp/verify';
 import type { SnpVmmType } from '../snp/vmsa';
 import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
+import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 
 const COMMAND = 'snp';
 type Values = Record<string, unknown>;
@@ -80,7 +81,8 @@ function verifyReport(ctx: CliContext, v: Values, args: string[]): number {
   }
   const reportBytes = readFileArg(COMMAND, 'report', reportFile);
   const policy = policyOption(v); // read before verifying: a bad policy is an error, not a verdict
-  const result = verifyAttestation({ report: reportBytes, ...certs, generation });
+  const crl = str(v, 'crl');
+  const result = verifyAttestation({ report: reportBytes, ...certs, generation, ...(crl ? { crl: readFileArg(COMMAND, '--crl', crl) } : {}) });
   const checks = policy && checkPolicy(reportBytes, result.generation ?? generation, policy);
   if (!checks) {
     ctx.out(ctx.json ? toJson(result) : formatAttestation(result));
@@ -255,7 +257,7 @@ export const snpCommand: Command = {
   summary: 'SEV-SNP attestation: display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
-    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--json]',
+    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
     '         policy checks (either form): [--policy FILE.json] [--measurement HEX]... [--host-data HEX]',
     '         [--report-data HEX] [--family-id HEX] [--image-id HEX] [--chip-id HEX]... [--vmpl N]',
@@ -270,8 +272,10 @@ export const snpCommand: Command = {
     '                       [--family-id HEX] [--image-id HEX] [--svn N] [--guest-policy N (default 0x30000)]',
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
     '       sev snp generate key-digest PEM',
+    ...FETCH_USAGE,
   ].join('\n'),
   options: {
+    ...FETCH_OPTIONS,
     generation: { type: 'string' },
     vcek: { type: 'string' },
     ask: { type: 'string' },
@@ -290,6 +294,7 @@ export const snpCommand: Command = {
     'min-build': { type: 'string' },
     'min-version': { type: 'string' },
     vmpl: { type: 'string' },
+    crl: { type: 'string' },
     mode: { type: 'string' },
     ovmf: { type: 'string' },
     vcpus: { type: 'string' },
@@ -322,6 +327,7 @@ export const snpCommand: Command = {
     if (verb === 'measure') return measure(ctx, values);
     if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
-    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation', 'measure', 'generate id-block' or 'generate key-digest', got '${positionals.join(' ')}'`);
+    if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
+    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest' or 'fetch', got '${positionals.join(' ')}'`);
   },
 };

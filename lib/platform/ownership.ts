@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import {
   type AmdCaChain,
   type ChainReport,
-  fetchCek,
+  getCek,
   generateOca,
   getAskArkForCek,
   loadAskArkFile,
@@ -127,7 +127,7 @@ export async function exportChain(platform: SevPlatform, opts: CaOptions & { ful
     if (opts.offline) {
       throw new SevCertificateError('export', 'the firmware exported an unsigned CEK and --offline forbids fetching the signed one from AMD KDS');
     }
-    cek = await fetchCek(await platform.getId(), { timeoutMs: opts.timeoutMs });
+    cek = await getCek(await platform.getId(), { timeoutMs: opts.timeoutMs, cacheDir: opts.cacheDir });
     cekSource = 'kds';
   }
   const chain: PlatformChain = { pdh: exp.pdh, pek: exp.pek, oca: exp.oca, cek: cek.toBuffer(), cekSource };

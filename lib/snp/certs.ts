@@ -47,7 +47,7 @@ export function snpRootPin(generation: SnpGeneration): SnpRootPin {
 // ---- A small DER reader --------------------------------------------------------------------
 
 /** One DER element: its tag, where its header starts and where its content starts and ends. */
-interface Tlv {
+export interface Tlv {
   tag: number;
   offset: number;
   start: number;
@@ -60,7 +60,7 @@ function bad(message: string, cause?: unknown): SevCertificateError {
   return new SevCertificateError(CMD, message, cause);
 }
 
-function readTlv(der: Buffer, offset: number, limit: number): Tlv {
+export function readTlv(der: Buffer, offset: number, limit: number): Tlv {
   if (offset + 2 > limit) throw bad(`truncated DER at byte ${offset}`);
   const tag = der[offset];
   // Certificates only use one-byte tags; a multi-byte tag here means garbage.
@@ -78,7 +78,7 @@ function readTlv(der: Buffer, offset: number, limit: number): Tlv {
   return { tag, offset, start, end: start + length };
 }
 
-function childrenOf(der: Buffer, parent: Tlv): Tlv[] {
+export function childrenOf(der: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
   for (let at = parent.start; at < parent.end; ) {
     const child = readTlv(der, at, parent.end);
@@ -88,12 +88,12 @@ function childrenOf(der: Buffer, parent: Tlv): Tlv[] {
   return out;
 }
 
-function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv {
+export function expectTag(tlv: Tlv | undefined, tag: number, what: string): Tlv {
   if (!tlv || tlv.tag !== tag) throw bad(`${what}: expected DER tag 0x${tag.toString(16)}, got ${tlv ? `0x${tlv.tag.toString(16)}` : 'nothing'}`);
   return tlv;
 }
 
-function oidString(bytes: Buffer): string {
+export function oidString(bytes: Buffer): string {
   if (bytes.length === 0) throw bad('empty OBJECT IDENTIFIER');
   const arcs: number[] = [];
   let value = 0;
@@ -174,14 +174,23 @@ function isParsed(input: unknown): input is SnpCertificate {
     Buffer.isBuffer((input as SnpCertificate).tbs);
 }
 
-function parseDer(der: Buffer): SnpCertificate {
-  const cert = readTlv(der, 0, der.length);
-  if (cert.tag !== 0x30 || cert.end !== der.length) throw bad('not a DER certificate (one SEQUENCE spanning the input)');
-  const [tbsTlv, algTlv, sigTlv] = childrenOf(der, cert);
-  expectTag(tbsTlv, 0x30, 'TBSCertificate');
+/**
+ * The three parts of a signed X.509 object (certificate or CRL): SEQUENCE { tbs SEQUENCE,
+ * signatureAlgorithm SEQUENCE, signatureValue BIT STRING } spanning the whole input.
+ */
+export function signedParts(der: Buffer, kind: 'certificate' | 'CRL'): { tbsTlv: Tlv; algTlv: Tlv; sigTlv: Tlv } {
+  const top = readTlv(der, 0, der.length);
+  if (top.tag !== 0x30 || top.end !== der.length) throw bad(`not a DER ${kind} (one SEQUENCE spanning the input)`);
+  const [tbsTlv, algTlv, sigTlv] = childrenOf(der, top);
+  expectTag(tbsTlv, 0x30, kind === 'CRL' ? 'TBSCertList' : 'TBSCertificate');
   expectTag(algTlv, 0x30, 'signatureAlgorithm');
   expectTag(sigTlv, 0x03, 'signatureValue');
   if (sigTlv.end - sigTlv.start < 2 || der[sigTlv.start] !== 0) throw bad('signatureValue is not a whole number of bytes');
+  return { tbsTlv, algTlv, sigTlv };
+}
+
+function parseDer(der: Buffer): SnpCertificate {
+  const { tbsTlv, algTlv, sigTlv } = signedParts(der, 'certificate');
 
   const tbsParts = childrenOf(der, tbsTlv);
   // version [0] is optional: the signature AlgorithmIdentifier follows the serial number.
@@ -316,9 +325,12 @@ function productName(value: Buffer): string {
 /** One check of the chain (or of a report against its key). */
 export interface SnpLink {
   signer: SnpCertName;
-  subject: SnpCertName | 'REPORT';
-  /** 'signature': signer signed subject; 'fields': the report's chip id and TCB match the key's certificate. */
-  check: 'signature' | 'fields';
+  subject: SnpCertName | 'REPORT' | 'CRL';
+  /**
+   * 'signature': signer signed subject; 'fields': the report's chip id and TCB match the key's
+   * certificate; 'revocation': the ARK's CRL is valid and lists none of the chain's certificates.
+   */
+  check: 'signature' | 'fields' | 'revocation';
   ok: boolean;
   reason?: string;
   /** For 'fields': each field that differs, with the certificate's (expected) and the report's (actual) value. */
@@ -423,7 +435,8 @@ export function verifySnpChain(input: SnpChainInput, opts: SnpChainOptions = {})
 export function formatSnpLinks(links: readonly SnpLink[]): string {
   return links.map((l) => {
     const mark = l.ok ? '✅' : '❌';
-    const name = l.check === 'fields' ? `${l.signer} ≡ ${l.subject} (chip id, TCB)` : `${l.signer} ⟶ ${l.subject}`;
+    const name = l.check === 'fields' ? `${l.signer} ≡ ${l.subject} (chip id, TCB)` :
+      l.check === 'revocation' ? `${l.signer} ⟶ ${l.subject} (nothing in the chain revoked)` : `${l.signer} ⟶ ${l.subject}`;
     const details = (l.mismatches ?? []).map((m) => `\n     ${m.field}: expected ${m.expected}, got ${m.actual}`).join('');
     return `${mark} ${name}${l.reason ? `: ${l.reason}` : ''}${details}`;
   }).join('\n');
@@ -479,10 +492,15 @@ function signedBy(subject: Parsed, signer: Parsed, now: Date): string | undefine
 
 /** AMD signs every chain certificate with RSASSA-PSS, SHA-384, MGF1-SHA-384, 48-byte salt. */
 function pssProblem(cert: SnpCertificate): string | undefined {
-  // RFC 5280 4.1.1.2: the outer algorithm must equal the one inside the signed part.
-  if (!cert.signatureAlgorithm.equals(cert.tbsSignatureAlgorithm)) return 'the signature algorithm differs from the one in the signed part';
+  return pssAlgorithmProblem(cert.signatureAlgorithm, cert.tbsSignatureAlgorithm);
+}
+
+/** Why an outer/inner signature AlgorithmIdentifier pair (certificate or CRL) is not AMD's RSASSA-PSS, or undefined. */
+export function pssAlgorithmProblem(signatureAlgorithm: Buffer, tbsSignatureAlgorithm: Buffer): string | undefined {
+  // RFC 5280 4.1.1.2 / 5.1.1.2: the outer algorithm must equal the one inside the signed part.
+  if (!signatureAlgorithm.equals(tbsSignatureAlgorithm)) return 'the signature algorithm differs from the one in the signed part';
   try {
-    const der = cert.signatureAlgorithm;
+    const der = signatureAlgorithm;
     const [oid, params] = childrenOf(der, readTlv(der, 0, der.length));
     const name = oidString(der.subarray(expectTag(oid, 0x06, 'algorithm').start, oid.end));
     if (name !== OID_RSASSA_PSS) return `signed with algorithm ${name}, expected RSASSA-PSS`;

@@ -11,11 +11,14 @@ import {
   formatSnpLinks, verifySnpChain, vcekExtensions,
   type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpChainReport, type SnpLink, type SnpTcbLevels, type VcekExtensions,
 } from './certs';
+import { checkSnpCrl, parseSnpCrl, type SnpCrl } from './crl';
 import { parseAttestationReport, REPORT_SIZE, type AttestationReport, type SnpGeneration, type TcbVersion } from './report';
 
 export interface AttestationInput extends SnpChainInput, SnpChainOptions {
   /** The raw 1184-byte ATTESTATION_REPORT. */
   report: Uint8Array;
+  /** The ARK's CRL (KDS `crl`): when given, one more link checks it and the ASK/ASVK and VCEK/VLEK serials. */
+  crl?: SnpCrl | Uint8Array;
 }
 
 export interface AttestationVerification {
@@ -35,9 +38,13 @@ export function verifyAttestation(input: AttestationInput): AttestationVerificat
   if (typeof input !== 'object' || input === null) {
     throw new SevArgumentError('verifyAttestation', 'expected { report, vcek, ask, ark } (or asvk and vlek)');
   }
-  const { report, now, generation, trustedArks, ...certs } = input;
+  const { report, now, generation, trustedArks, crl, ...certs } = input;
   checkReportSize('verifyAttestation', report);
-  return new SnpReportVerifier(certs, { now, generation, trustedArks }).verify(report);
+  const result = new SnpReportVerifier(certs, { now, generation, trustedArks }).verify(report);
+  if (crl === undefined) return result;
+  result.links.push(revocationLink(crl, certs, result.endorsement, now));
+  result.ok = result.links.every((l) => l.ok);
+  return result;
 }
 
 /**
@@ -144,6 +151,25 @@ function signatureProblem(fields: AttestationReport, key: 'VCEK' | 'VLEK', publi
   const s = leToBeFixed(fields.signature.s, 48);
   if (!r || !s) return 'the signature does not fit P-384 (R or S has bytes above the 48th)';
   return ecdsaVerify(publicKey, 'sha384', fields.signedBytes, r, s) ? undefined : 'bad signature (ECDSA P-384 SHA-384)';
+}
+
+/** ARK ⟶ CRL: the CRL verifies with the ARK and lists neither the ASK/ASVK nor the VCEK/VLEK. */
+function revocationLink(crl: SnpCrl | Uint8Array, certs: SnpChainInput, key: 'VCEK' | 'VLEK', now?: Date): SnpLink {
+  const link: SnpLink = { signer: 'ARK', subject: 'CRL', check: 'revocation', ok: false };
+  const named: Record<string, SnpChainInput['ark']> = { ASK: certs.ask, ASVK: certs.asvk, [key]: certs[key === 'VCEK' ? 'vcek' : 'vlek'] };
+  try {
+    const list = crl instanceof Uint8Array ? parseSnpCrl(crl) : crl;
+    if (certs.ark === undefined) throw new SevCertificateError('SNP_CRL', 'ARK not provided');
+    const present = Object.fromEntries(Object.entries(named).filter(([, c]) => c !== undefined)) as Record<string, NonNullable<SnpChainInput['ark']>>;
+    const result = checkSnpCrl(list, certs.ark, present, now);
+    const problems = [...(result.problem ? [result.problem] : []), ...result.revoked.map((n) => `the ${n} is revoked`)];
+    if (problems.length === 0) link.ok = true;
+    else link.reason = problems.join('; ');
+  } catch (e) {
+    if (!(e instanceof SevCertificateError)) throw e;
+    link.reason = `CRL not usable: ${e.message}`;
+  }
+  return link;
 }
 
 /** The certificate's values are expected, the report's are actual. */

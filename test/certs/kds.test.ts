@@ -5,9 +5,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
@@ -28,44 +26,8 @@ import {
   type Generation,
 } from '../../lib/certs/index';
 import { SevCertificateError } from '../../lib/errors';
+import { LoopbackKds, useLoopbackKds } from '../helpers/loopback-kds';
 import { BUILTIN_GENERATIONS, readFixture, requireFixtures } from './fixtures';
-
-type Route = { status?: number; body?: Buffer; location?: string } | 'hang' | { partial: Buffer };
-
-/** A tiny server whose answers the test sets per path; counts requests. */
-class FakeAmd {
-  routes = new Map<string, Route>();
-  requests: string[] = [];
-  private sockets = new Set<import('node:net').Socket>();
-  constructor(readonly server: http.Server | https.Server) {
-    server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.requests.push(req.url ?? '');
-      const route = this.routes.get(req.url ?? '') ?? { status: 404 };
-      if (route === 'hang') return; // never answers
-      if ('partial' in route) {
-        res.writeHead(200, { 'content-length': String(route.partial.length * 2) });
-        res.write(route.partial); // ... and never the rest
-        return;
-      }
-      if (route.location) res.setHeader('location', route.location);
-      res.writeHead(route.status ?? 200);
-      res.end(route.body);
-    });
-  }
-  async listen(): Promise<string> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    const proto = this.server instanceof https.Server ? 'https' : 'http';
-    return `${proto}://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 function askArkBlob(gen: Generation): Buffer {
   return Buffer.concat([readFixture('builtin', gen, 'ask.cert'), readFixture('builtin', gen, 'ark.cert')]);
@@ -82,26 +44,12 @@ async function rejectsWith(p: Promise<unknown>, check: (e: CaFetchError) => void
 
 describe('certs: AMD CA sources (local server)', function () {
   this.timeout(20_000);
-  let amd: FakeAmd;
+  const suite = useLoopbackKds('node-sev-certs-', requireFixtures);
+  let amd: LoopbackKds;
   let base: string;
   let cacheDir: string;
   let tmp: string;
-
-  before(async function () {
-    requireFixtures(this);
-    amd = new FakeAmd(http.createServer());
-    base = await amd.listen();
-    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'node-sev-certs-'));
-  });
-  after(async () => {
-    await amd?.close();
-    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
-  });
-  beforeEach(() => {
-    amd.routes.clear();
-    amd.requests = [];
-    cacheDir = fs.mkdtempSync(path.join(tmp, 'cache-'));
-  });
+  beforeEach(() => ({ kds: amd, base, cacheDir, tmp } = suite));
 
   it('builds the URLs the reference tools use', () => {
     assert.deepEqual(askArkUrls('rome'), [
@@ -170,7 +118,7 @@ describe('certs: AMD CA sources (local server)', function () {
       assert.match(e.message, new RegExp(cachedAskArkPath('genoa', cacheDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
     });
     // A closed port stands in for "no network".
-    const closed = new FakeAmd(http.createServer());
+    const closed = new LoopbackKds();
     const deadBase = await closed.listen();
     await closed.close();
     await rejectsWith(fetchAskArk('genoa', { baseUrls: [deadBase], cacheDir }), (e) => {
@@ -247,7 +195,7 @@ describe('certs: AMD CA sources (local server)', function () {
 
 describe('certs: AMD CA sources over HTTPS (local server)', function () {
   this.timeout(20_000);
-  let amd: FakeAmd | undefined;
+  let amd: LoopbackKds | undefined;
   let tmp: string;
   let certPem: Buffer;
 
@@ -265,7 +213,7 @@ describe('certs: AMD CA sources over HTTPS (local server)', function () {
       this.skip();
     }
     certPem = fs.readFileSync(cert);
-    amd = new FakeAmd(https.createServer({ key: fs.readFileSync(key), cert: certPem }));
+    amd = new LoopbackKds(https.createServer({ key: fs.readFileSync(key), cert: certPem }));
   });
   after(async () => {
     await amd?.close();
