@@ -1,7 +1,7 @@
 // sevctl's ownership commands: generate, provision, rotate, reset, verify.
-import * as fs from 'node:fs';
 
 import { formatChainReport, spkiSha256, splitChainFile } from '../certs';
+import { readFileArg } from '../owner/inputs';
 import { SevPlatform } from '../platform';
 import { createOca, exportChain, readOca, provision, resolveCa, verifyPlatformChain, writeOca } from '../platform/ownership';
 import { toJson, UsageError } from './output';
@@ -73,11 +73,11 @@ export const verifyCommand: Command = {
     const ca = caOptionsFrom(values);
     let chain: Parameters<typeof verifyPlatformChain>[0];
     if (values.sev) {
-      chain = splitChainFile(fs.readFileSync(values.sev as string));
+      chain = splitChainFile(readFileArg('verify', '--sev', values.sev as string));
     } else {
       chain = await withPlatform(true, (p) => exportChain(p, { ...ca, full: false }));
     }
-    if (values.oca) chain.oca = fs.readFileSync(values.oca as string);
+    if (values.oca) chain.oca = readFileArg('verify', '--oca', values.oca as string);
     if (values.ca || !chain.ark) {
       const resolved = await resolveCa(chain.cek!, ca);
       chain.ask = resolved.ask.toBuffer();

@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 
 import { CaCertificate, parseAskArk, type TrustedArk } from '../certs';
+import { readFileArg } from '../owner/inputs';
 import type { CaOptions } from '../platform/ownership';
 import { UsageError } from './output';
 
@@ -23,7 +24,7 @@ export function trustedArksFrom(values: Record<string, unknown>): TrustedArk[] {
   const items = (values['trust-ark'] as string[] | undefined) ?? [];
   return items.map((item) => {
     if (fs.existsSync(item)) {
-      const bytes = fs.readFileSync(item);
+      const bytes = readFileArg('trust', '--trust-ark', item);
       try {
         return parseAskArk(bytes).ark;
       } catch {
