@@ -62,13 +62,52 @@ export function readBase64(command: string, name: string, value: string, size?: 
   return bytes;
 }
 
-/** Reads a whole file named by a flag, turning fs errors into an argument error naming both. */
-export function readFileArg(command: string, name: string, path: string): Buffer {
+/** The largest input file read whole: kernels and initrds are far smaller (and OVMF, VMSAs, certificates much smaller still). */
+export const MAX_INPUT_FILE_BYTES = 1024 * 1024 * 1024;
+
+function devNullRdev(): number | undefined {
   try {
-    return fs.readFileSync(path);
+    return fs.statSync('/dev/null').rdev;
+  } catch {
+    return undefined;
+  }
+}
+
+function describeNonFile(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a whole file named by a flag. It must be a regular file of at most `maxBytes` (checked on
+ * the open file, before reading: /dev/zero or a 5 GB file is refused, not read), or /dev/null (an
+ * empty input); fs errors become an argument error naming the flag and the file.
+ */
+export function readFileArg(command: string, name: string, path: string, maxBytes = MAX_INPUT_FILE_BYTES): Buffer {
+  let fd: number;
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block the open
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? 'error';
     throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    // /dev/null stands for an empty input (as sev-snp-measure's users pass it for an empty initrd).
+    if (st.isCharacterDevice() && st.rdev === devNullRdev()) return Buffer.alloc(0);
+    if (!st.isFile()) throw new SevArgumentError(command, `${name}: ${path} is ${describeNonFile(st)}, not a regular file`);
+    if (st.size > maxBytes) throw new SevArgumentError(command, `${name}: ${path} is ${st.size} bytes, more than the ${maxBytes} this input can plausibly be`);
+    return fs.readFileSync(fd);
+  } catch (e) {
+    if (e instanceof SevArgumentError) throw e;
+    const code = (e as NodeJS.ErrnoException).code ?? 'error';
+    throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

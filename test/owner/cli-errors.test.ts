@@ -31,8 +31,10 @@ describe('sev CLI: owner commands reject bad input', function () {
 
   it('verify with a chain file that is missing or a directory: one line naming the file', () => {
     fails(['verify', '--sev', path.join(tmp, 'no-such-chain')], 1, /^error: verify: --sev: cannot read file .*no-such-chain \(ENOENT\)$/m);
-    fails(['verify', '--sev', tmp], 1, /--sev: cannot read file .* \(EISDIR\)/);
+    fails(['verify', '--sev', tmp], 1, /--sev: .* is a directory, not a regular file/);
   });
+  it('a kernel that is not a regular file (/dev/zero) is refused before anything is read', () =>
+    fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', OVMF, '--kernel', '/dev/zero', '--initrd', '/dev/null'], 1, /--kernel: \/dev\/zero is a character device, not a regular file/));
   it('a missing firmware file', () => fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', 'nope.fd'], 1, /^error: measurement: --firmware: cannot read file nope\.fd \(ENOENT\)/));
   it('more vCPUs than KVM allows (4096), refused before any VMSA is built', () =>
     fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', OVMF, '--num-cpus', '1000000', '--cpu-type', 'EPYC-v4', '--policy', '0x5'], 1, /vCPU count must be an integer from 1 to 4096 \(KVM's limit\), got 1000000/));
