@@ -272,6 +272,16 @@ export interface SnpTcbLevels {
   fmc?: number;
 }
 
+/** The SPLs a generation's VCEK carries (and KDS keys it by): Turin adds the FMC's. */
+export function vcekSplNames(generation: SnpGeneration): (keyof SnpTcbLevels)[] {
+  return generation === 'turin' ? ['fmc', 'bootloader', 'tee', 'snp', 'microcode'] : ['bootloader', 'tee', 'snp', 'microcode'];
+}
+
+/** How many bytes of the chip id a VCEK's hwID holds (and KDS keys it by): the first 8 on Turin, all 64 before. */
+export function vcekHwIdLength(generation: SnpGeneration): number {
+  return generation === 'turin' ? 8 : 64;
+}
+
 export interface VcekExtensions {
   structVersion?: number;
   /** 'Milan-B0', 'Genoa', 'Turin', ... */

@@ -14,7 +14,7 @@ import { CaFetchError, httpGet, writeCacheFile, type HttpOptions } from '../cert
 import { defaultCacheDir, KDS_BASE_URL } from '../certs/kds';
 import { SevArgumentError, SevCertificateError } from '../errors';
 import {
-  parseCertChainPem, parseSnpCertificate, snpRootPin, vcekExtensions, verifySnpChain,
+  parseCertChainPem, parseSnpCertificate, snpRootPin, vcekExtensions, vcekHwIdLength, vcekSplNames, verifySnpChain,
   type SnpCertificate, type SnpChainOptions, type SnpTcbLevels,
 } from './certs';
 import { parseSnpCrl, type SnpCrl } from './crl';
@@ -56,7 +56,7 @@ const spl = (name: string, value: number | undefined) => {
 
 /** The hwid KDS keys a VCEK by: the chip id in lower-case hex, its first 8 bytes on Turin. */
 export function kdsHwid(generation: SnpGeneration, chipId: Uint8Array): string {
-  const width = generation === 'turin' ? 8 : 64;
+  const width = vcekHwIdLength(generation);
   if (!(chipId instanceof Uint8Array) || chipId.length < width) {
     throw new SevArgumentError(CMD, `a ${generation} chip id has at least ${width} bytes; got ${chipId instanceof Uint8Array ? chipId.length : typeof chipId}`);
   }
@@ -147,8 +147,7 @@ export async function getVcek(generation: SnpGeneration, chipId: Uint8Array, tcb
     const cert = parseSnpCertificate(bytes);
     const ext = vcekExtensions(cert);
     if (ext.hwId?.toString('hex') !== hwid) throw new SevCertificateError(CMD, `the certificate is for hwID ${ext.hwId?.toString('hex') ?? '(none)'}, not ${hwid}`);
-    const names: (keyof SnpTcbLevels)[] = generation === 'turin' ? ['fmc', 'bootloader', 'tee', 'snp', 'microcode'] : ['bootloader', 'tee', 'snp', 'microcode'];
-    const off = names.filter((n) => ext.tcb[n] !== tcb[n]);
+    const off = vcekSplNames(generation).filter((n) => ext.tcb[n] !== tcb[n]);
     if (off.length) throw new SevCertificateError(CMD, `the certificate's TCB differs in ${off.join(', ')}`);
     return cert;
   });

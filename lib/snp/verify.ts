@@ -8,8 +8,8 @@ import { SevArgumentError, SevCertificateError } from '../errors';
 import { leToBeFixed } from '../certs/keys';
 import { ecdsaVerify } from '../certs/signing';
 import {
-  formatSnpLinks, verifySnpChain, vcekExtensions,
-  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpChainReport, type SnpLink, type SnpTcbLevels, type VcekExtensions,
+  formatSnpLinks, verifySnpChain, vcekExtensions, vcekHwIdLength, vcekSplNames,
+  type FieldMismatch, type SnpChainInput, type SnpChainOptions, type SnpChainReport, type SnpLink, type VcekExtensions,
 } from './certs';
 import { checkSnpCrl, parseSnpCrl, type SnpCrl } from './crl';
 import { parseAttestationReport, REPORT_SIZE, type AttestationReport, type SnpGeneration, type TcbVersion } from './report';
@@ -176,8 +176,7 @@ function revocationLink(crl: SnpCrl | Uint8Array, certs: SnpChainInput, key: 'VC
 function compareFields(ext: VcekExtensions, chipId: Buffer, tcb: TcbVersion, key: 'VCEK' | 'VLEK', generation: SnpGeneration): FieldMismatch[] {
   const out: FieldMismatch[] = [];
   if (key === 'VCEK') {
-    // KDS keys Turin VCEKs by the first 8 bytes of the chip id; Milan and Genoa by all 64.
-    const width = generation === 'turin' ? 8 : 64;
+    const width = vcekHwIdLength(generation);
     const actual = chipId.subarray(0, width).toString('hex');
     if (!ext.hwId) out.push({ field: 'chip_id', expected: '(the VCEK has no hwID)', actual });
     else if (ext.hwId.length !== width || ext.hwId.toString('hex') !== actual) {
@@ -186,8 +185,7 @@ function compareFields(ext: VcekExtensions, chipId: Buffer, tcb: TcbVersion, key
   } else if (ext.hwId) {
     out.push({ field: 'chip_id', expected: '(a VLEK has no hwID)', actual: `hwID ${ext.hwId.toString('hex')}` });
   }
-  const names: (keyof SnpTcbLevels)[] = generation === 'turin' ? ['fmc', 'bootloader', 'tee', 'snp', 'microcode'] : ['bootloader', 'tee', 'snp', 'microcode'];
-  for (const name of names) {
+  for (const name of vcekSplNames(generation)) {
     const expected = ext.tcb[name];
     if (expected !== tcb[name]) out.push({ field: `reported_tcb.${name}`, expected: String(expected ?? '(missing in the certificate)'), actual: String(tcb[name]) });
   }
