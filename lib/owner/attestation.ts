@@ -6,6 +6,7 @@
 import { createVerify } from 'node:crypto';
 
 import { Algorithm, Usage } from '../certs/constants';
+import { leToBeFixed } from '../certs/keys';
 import { SevCertificate } from '../certs/sev-cert';
 import { SevArgumentError } from '../errors';
 
@@ -26,8 +27,9 @@ export interface AttestationReport {
 
 /** Little-endian 72-byte field → big-endian 48-byte P-384 scalar. */
 function scalar(le: Buffer): Buffer {
-  if (le.subarray(48).some((b) => b !== 0)) throw new SevArgumentError('attestation', 'signature scalar exceeds P-384');
-  return Buffer.from(le.subarray(0, 48)).reverse();
+  const be = leToBeFixed(le, 48);
+  if (!be) throw new SevArgumentError('attestation', 'signature scalar exceeds P-384');
+  return be;
 }
 
 export function parseAttestationReport(bytes: Uint8Array): AttestationReport {
