@@ -189,3 +189,75 @@ export class SevClosedError extends SevError {
     this.name = 'SevClosedError';
   }
 }
+
+/**
+ * VMM error codes of an SNP guest request (bits 63:32 of SW_EXITINFO2, Linux
+ * include/uapi/linux/sev-guest.h SNP_GUEST_VMM_ERR_*). KVM also uses 0xffffffff (generic).
+ */
+export const SNP_GUEST_VMM_ERROR: Readonly<Record<number, string>> = Object.freeze({
+  1: 'INVALID_LEN',
+  2: 'BUSY',
+  0xffffffff: 'GENERIC',
+});
+
+export function vmmErrorName(code: number): string {
+  return SNP_GUEST_VMM_ERROR[code >>> 0] ?? `UNKNOWN_0x${(code >>> 0).toString(16)}`;
+}
+
+export interface SnpGuestErrorDetails extends SevErrorDetails {
+  /** SW_EXITINFO2 as the kernel returned it (undefined when the failure was not a request's). */
+  exitinfo2?: bigint;
+}
+
+/**
+ * A failed SEV-SNP guest request (/dev/sev-guest or configfs-tsm): the ioctl's errno and the
+ * firmware / VMM errors from exitinfo2, or (errno 0) the status the firmware put in its response.
+ */
+export class SnpGuestError extends SevError {
+  /** SW_EXITINFO2 (bits 31:0 firmware error, 63:32 VMM error), when the kernel gave one. */
+  readonly exitinfo2: bigint | undefined;
+  /** VMM error code (bits 63:32 of exitinfo2), 0 when none. */
+  readonly vmmError: number;
+  /** VMM error by name ('INVALID_LEN', 'BUSY', ...), undefined when none. */
+  readonly vmmErrorName: string | undefined;
+
+  constructor(message: string, details: SnpGuestErrorDetails) {
+    super(message, details);
+    this.name = 'SnpGuestError';
+    this.exitinfo2 = details.exitinfo2;
+    this.vmmError = details.exitinfo2 === undefined ? 0 : Number(details.exitinfo2 >> 32n);
+    this.vmmErrorName = this.vmmError ? vmmErrorName(this.vmmError) : undefined;
+  }
+
+  /** A guest-request ioctl that failed: errno, and the firmware/VMM errors exitinfo2 carries. */
+  static fromRequest(command: string, errno: number, exitinfo2: bigint): SnpGuestError {
+    const fw = Number(exitinfo2 & 0xffffffffn);
+    const vmm = Number(exitinfo2 >> 32n);
+    const parts: string[] = [];
+    if (fw) parts.push(`firmware status ${firmwareStatusName(fw)}`);
+    if (vmm) parts.push(`VMM error ${vmmErrorName(vmm)}`);
+    const why = parts.length ? ` (${parts.join(', ')})` : '';
+    return new SnpGuestError(`${command} failed: ${errnoName(errno)}${why}`, {
+      command,
+      errno,
+      firmwareStatus: fw || undefined,
+      exitinfo2,
+    });
+  }
+
+  /** The firmware answered, but its response's status says it refused the request. */
+  static fromStatus(command: string, status: number): SnpGuestError {
+    return new SnpGuestError(
+      `${command}: the firmware refused the request: ${firmwareStatusName(status)} (0x${(status >>> 0).toString(16)})`,
+      { command, firmwareStatus: status },
+    );
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return {
+      ...super.toJSON(),
+      ...(this.vmmErrorName ? { vmmError: this.vmmErrorName } : {}),
+      ...(this.exitinfo2 !== undefined ? { exitinfo2: `0x${this.exitinfo2.toString(16)}` } : {}),
+    };
+  }
+}

@@ -62,8 +62,38 @@ export interface NativeSevDevice {
   close(): void;
 }
 
+/** What every /dev/sev-guest ioctl reports besides errno: SW_EXITINFO2 and its two halves. */
+export interface NativeGuestOutcome extends NativeOutcome {
+  /** exitinfo2 as the kernel copied it back (0 when it did not: it copies only non-zero values). */
+  exitinfo2: bigint;
+  /** Bits 63:32 of exitinfo2 (SNP_GUEST_VMM_ERR_*). fwError holds bits 31:0. */
+  vmmError: number;
+}
+
+/** One open /dev/sev-guest fd (native/addon/sev_guest_device.cc). Last argument: run on a worker thread. */
+export interface NativeSevGuestDevice {
+  readonly fd: number;
+  readonly closed: boolean;
+  /** SNP_GET_REPORT: req is a 96-byte snp_report_req, resp a 4000-byte snp_report_resp (null → 0). */
+  getReport<A extends boolean>(msgVersion: number, req: Uint8Array | null, resp: Uint8Array | null, async: A): Maybe<NativeGuestOutcome, A>;
+  /** SNP_GET_DERIVED_KEY: req is a 32-byte snp_derived_key_req, resp a 64-byte snp_derived_key_resp. */
+  getDerivedKey<A extends boolean>(msgVersion: number, req: Uint8Array | null, resp: Uint8Array | null, async: A): Maybe<NativeGuestOutcome, A>;
+  /** SNP_GET_EXT_REPORT: certs_address = certs, certs_len = certsLen (≤ certs.length); certsLen afterwards. */
+  getExtReport<A extends boolean>(
+    msgVersion: number,
+    req: Uint8Array | null,
+    resp: Uint8Array | null,
+    certs: Uint8Array | null,
+    certsLen: number,
+    async: A,
+  ): Maybe<NativeGuestOutcome & { certsLen: number }, A>;
+  close(): void;
+}
+
 export interface NativeAddon {
   SevDevice: new (path: string, writable: boolean) => NativeSevDevice;
+  /** open(path, flags | O_CLOEXEC); flags default O_RDWR. Throws an Error with `errno`. */
+  SevGuestDevice: new (path: string, flags?: number) => NativeSevGuestDevice;
   /** CPUID (leaf, subleaf) → [eax, ebx, ecx, edx]; the emulator's values when it is loaded. */
   cpuid(leaf: number, subleaf?: number): [number, number, number, number];
   /** The emulated generation when running under `sev-emu run`, else null. */

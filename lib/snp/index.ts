@@ -9,3 +9,6 @@ export * from './kds';
 export * from './measurement';
 export * from './id-block';
 export * from './policy';
+export * from './cert-table';
+export * from './guest';
+export * from './tsm';
