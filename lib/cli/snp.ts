@@ -7,6 +7,7 @@
 //   sev snp measure --mode snp --ovmf F --vcpus N --vcpu-type T [--kernel F --initrd F --append S] ...
 //   sev snp generate id-block --id-key F --auth-key F --measurement HEX [...] [--id-block-out F --id-auth-out F]
 //   sev snp generate key-digest KEY.pem
+//   sev snp report|certificates|key|display key …: the guest side (lib/cli/snp-guest.ts)
 import type { KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,6 +25,7 @@ import type { SnpVmmType } from '../snp/vmsa';
 import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
 import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
+import { GUEST_OPTIONS, GUEST_USAGE, snpGuest } from './snp-guest';
 
 const COMMAND = 'snp';
 type Values = Record<string, unknown>;
@@ -254,7 +256,7 @@ function generateKeyDigest(ctx: CliContext, args: string[]): number {
 
 export const snpCommand: Command = {
   name: 'snp',
-  summary: 'SEV-SNP attestation: display and verify reports, compute launch measurements, ID blocks and key digests',
+  summary: 'SEV-SNP attestation: get reports, certificates and derived keys in a guest; display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--json]',
@@ -273,9 +275,11 @@ export const snpCommand: Command = {
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
     '       sev snp generate key-digest PEM',
     ...FETCH_USAGE,
+    ...GUEST_USAGE,
   ].join('\n'),
   options: {
     ...FETCH_OPTIONS,
+    ...GUEST_OPTIONS,
     generation: { type: 'string' },
     vcek: { type: 'string' },
     ask: { type: 'string' },
@@ -293,7 +297,7 @@ export const snpCommand: Command = {
     'minimum-launch-tcb': { type: 'string' },
     'min-build': { type: 'string' },
     'min-version': { type: 'string' },
-    vmpl: { type: 'string' },
+    vmpl: { type: 'string', short: 'v' },
     crl: { type: 'string' },
     mode: { type: 'string' },
     ovmf: { type: 'string' },
@@ -323,11 +327,13 @@ export const snpCommand: Command = {
   async run(ctx, { values, positionals }) {
     const [verb, noun, ...rest] = positionals;
     if (verb === 'display' && noun === 'report') return displayReport(ctx, values, rest);
+    const guest = snpGuest(ctx, values, positionals);
+    if (guest) return guest;
     if (verb === 'verify' && noun === 'attestation') return verifyReport(ctx, values, rest);
     if (verb === 'measure') return measure(ctx, values);
     if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
     if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
-    throw new UsageError(`${COMMAND}: expected 'display report', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest' or 'fetch', got '${positionals.join(' ')}'`);
+    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest' or 'fetch', got '${positionals.join(' ')}'`);
   },
 };
