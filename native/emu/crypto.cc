@@ -5,6 +5,8 @@
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -122,6 +124,51 @@ Pkey ec_public_from_xy(const Bytes& x_be, const Bytes& y_be) {
   EVP_PKEY_CTX_free(ctx);
   ERR_clear_error();
   return ok ? std::move(key) : nullptr;
+}
+
+Bytes p384_order() {
+  EC_GROUP* group = EC_GROUP_new_by_curve_name(NID_secp384r1);
+  if (!group) fail("EC_GROUP_new_by_curve_name");
+  Bytes n = bn_to_be(EC_GROUP_get0_order(group), 48);
+  EC_GROUP_free(group);
+  return n;
+}
+
+Pkey p384_from_private(const Bytes& d_be) {
+  EC_GROUP* group = EC_GROUP_new_by_curve_name(NID_secp384r1);
+  Bn d(BN_bin2bn(d_be.data(), int(d_be.size()), nullptr));
+  EC_POINT* q = group ? EC_POINT_new(group) : nullptr;
+  Bytes point(97);
+  bool ok = group && d && q && !BN_is_zero(d.get()) && BN_cmp(d.get(), EC_GROUP_get0_order(group)) < 0 &&
+            EC_POINT_mul(group, q, d.get(), nullptr, nullptr, nullptr) == 1 &&
+            EC_POINT_point2oct(group, q, POINT_CONVERSION_UNCOMPRESSED, point.data(), point.size(),
+                               nullptr) == point.size();
+  EC_POINT_free(q);
+  EC_GROUP_free(group);
+  if (!ok) fail("P-384 private scalar");
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  if (!bld) fail("OSSL_PARAM_BLD_new");
+  OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "P-384", 0);
+  OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
+  OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, d.get());
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  OSSL_PARAM_BLD_free(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, "EC", nullptr);
+  EVP_PKEY* key = nullptr;
+  ok = params && ctx && EVP_PKEY_fromdata_init(ctx) > 0 &&
+       EVP_PKEY_fromdata(ctx, &key, EVP_PKEY_KEYPAIR, params) > 0;
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  if (!ok) fail("EVP_PKEY_fromdata (P-384 key pair)");
+  return Pkey(key);
+}
+
+Bytes hmac(const EVP_MD* md, const Bytes& key, const uint8_t* data, size_t len) {
+  Bytes out(EVP_MAX_MD_SIZE);
+  unsigned out_len = 0;
+  if (!HMAC(md, key.data(), int(key.size()), data, len, out.data(), &out_len)) fail("HMAC");
+  out.resize(out_len);
+  return out;
 }
 
 void ecdsa_sign(EVP_PKEY* key, const EVP_MD* md, const uint8_t* data, size_t len, Bytes& r_be,

@@ -34,6 +34,14 @@ void ec_public_xy(EVP_PKEY* key, Bytes& x_be, Bytes& y_be);
 // Builds a P-384 public key from big-endian coordinates; null if not a valid curve point.
 Pkey ec_public_from_xy(const Bytes& x_be, const Bytes& y_be);
 
+// A P-384 key pair from a private scalar (big-endian, 1 <= d < n); throws when out of range.
+Pkey p384_from_private(const Bytes& d_be);
+// The P-384 group order n, big-endian (48 bytes).
+Bytes p384_order();
+
+// HMAC over `data` with `md`.
+Bytes hmac(const EVP_MD* md, const Bytes& key, const uint8_t* data, size_t len);
+
 // ECDSA over `data` with the given digest; r and s as big-endian 48-byte values.
 void ecdsa_sign(EVP_PKEY* key, const EVP_MD* md, const uint8_t* data, size_t len, Bytes& r_be,
                 Bytes& s_be);

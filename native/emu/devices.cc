@@ -16,9 +16,12 @@
 #include "fd_table.h"
 #include "host_facts.h"
 #include "kvm_backend.h"
+#include "kds_files.h"
 #include "kvm_emu.h"
 #include "real_libc.h"
 #include "sev_device.h"
+#include "snp_guest.h"
+#include "tsm.h"
 
 namespace sevemu {
 
@@ -33,14 +36,14 @@ const char* sev_device_path() {
 namespace {
 
 // A memfd holding `text`, positioned at 0, for emulated read-only sysfs files.
-int open_text_file(const char* text, int flags) {
+int open_text_file(const char* text, int flags, size_t len = SIZE_MAX) {
   if ((flags & O_ACCMODE) != O_RDONLY) {
     errno = EACCES;  // the module parameters are 0444 (sev, sev_es, sev_snp)
     return -1;
   }
   int fd = memfd_create("sevemu-param", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
   if (fd < 0) return -1;
-  size_t len = strlen(text);
+  if (len == SIZE_MAX) len = strlen(text);
   if (write(fd, text, len) != ssize_t(len) || lseek(fd, 0, SEEK_SET) != 0) {
     int e = errno;
     real::close(fd);
@@ -134,6 +137,27 @@ int open_sev_device(int flags) {
   return fd;
 }
 
+// /dev/sev-guest as the guest kernel's misc device creates it: root only (crw-------).
+int open_sev_guest(int flags) {
+  if (geteuid() != 0 && !has_cap_dac_override()) {
+    errno = EACCES;
+    return -1;
+  }
+  int fd = memfd_create("sevemu-dev-sev-guest", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+  if (fd < 0) return -1;
+  fd_table::insert(fd, std::make_shared<SevGuestFile>());
+  return fd;
+}
+
+int open_kds_file(const char* path, int flags) {
+  Bytes data;
+  if (int r = kds_file(path, data)) {
+    errno = -r;
+    return -1;
+  }
+  return open_text_file(std::string(data.begin(), data.end()).c_str(), flags, data.size());
+}
+
 }  // namespace
 
 bool open_emulated(const char* path, int flags, int* result) {
@@ -154,7 +178,15 @@ bool open_emulated(const char* path, int flags, int* result) {
     *result = open_text_file(text, flags);
     return true;
   }
-  return false;
+  if (snp_guest_enabled() && strcmp(path, "/dev/sev-guest") == 0) {
+    *result = open_sev_guest(flags);
+    return true;
+  }
+  if (is_kds_path(path)) {
+    *result = open_kds_file(path, flags);
+    return true;
+  }
+  return tsm::open_path(path, flags, 0, result);
 }
 
 bool access_emulated(const char* path, int mode, int* result) {
@@ -179,7 +211,15 @@ bool access_emulated(const char* path, int mode, int* result) {
     }
     return true;
   }
-  return false;
+  if (snp_guest_enabled() && strcmp(path, "/dev/sev-guest") == 0) {
+    *result = 0;
+    if (mode != F_OK && getuid() != 0) {
+      errno = EACCES;
+      *result = -1;
+    }
+    return true;
+  }
+  return tsm::access_path(path, mode, result);
 }
 
 }  // namespace sevemu

@@ -38,7 +38,11 @@ mode_t file_mode(const std::string& staged) {
   // A staged "NAME.new" gets NAME's mode, which the rename then keeps.
   bool is_new = staged.size() > 4 && staged.compare(staged.size() - 4, 4, ".new") == 0;
   std::string name = is_new ? staged.substr(0, staged.size() - 4) : staged;
-  bool pub = name.size() > 5 && (name.compare(name.size() - 5, 5, ".cert") == 0);
+  auto ends = [&](const char* ext) {
+    size_t n = strlen(ext);
+    return name.size() > n && name.compare(name.size() - n, n, ext) == 0;
+  };
+  bool pub = ends(".cert") || ends(".der");
   return pub || name == "config" ? 0644 : 0600;
 }
 

@@ -8,6 +8,9 @@
 //   cek.cert pek.cert oca.cert pdh.cert  SEV-format certificates
 //   ark.pem ask.pem        the emulator's own ARK/ASK private keys (not AMD's)
 //   ark.cert ask.cert ask_ark.cert    its CA certificates, AMD format; ask_ark = ASK then ARK
+//   chip_secret.bin        the chip-unique secret SNP keys derive from (VCEK per TCB, derived keys)
+//   snp_ark.der snp_ask.der snp_crl.der vcek_<tcb>.der   the SNP X.509 chain KDS serves (snp_ca.h)
+//   guest/tsm/             configfs-tsm report items of `sev-emu run --guest` (tsm.h)
 //   lock                   flock'ed exclusively around every command (the kernel's
 //                          sev_cmd_mutex, across processes)
 // A session (NvSession) holds the lock, reads files lazily, and on commit() writes each

@@ -18,6 +18,7 @@
 #include "devices.h"
 #include "fd_table.h"
 #include "real_libc.h"
+#include "tsm.h"
 #if SEVEMU_SOFTKVM
 #include <signal.h>
 
@@ -217,6 +218,25 @@ EXPORT int faccessat(int dirfd, const char* path, int mode, int flags) noexcept 
   int r;
   if (is_absolute(path) && access_emulated(path, mode, &r)) return r;
   return real::faccessat(dirfd, path, mode, flags);
+}
+
+// configfs-tsm items inside an emulated SNP guest are made and removed with mkdir/rmdir.
+EXPORT int mkdir(const char* path, mode_t mode) {
+  int r;
+  if (tsm::mkdir_path(path, mode, &r)) return r;
+  return real::mkdirat(AT_FDCWD, path, mode);
+}
+
+EXPORT int mkdirat(int dirfd, const char* path, mode_t mode) {
+  int r;
+  if (is_absolute(path) && tsm::mkdir_path(path, mode, &r)) return r;
+  return real::mkdirat(dirfd, path, mode);
+}
+
+EXPORT int rmdir(const char* path) {
+  int r;
+  if (tsm::rmdir_path(path, &r)) return r;
+  return real::rmdir(path);
 }
 
 #if SEVEMU_SOFTKVM

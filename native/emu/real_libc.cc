@@ -117,4 +117,9 @@ FILE* fopen64(const char* path, const char* mode) {
   return fopen(path, mode);
 }
 
+int mkdirat(int dirfd, const char* path, mode_t mode) {
+  return int(syscall(SYS_mkdirat, dirfd, path, mode));
+}
+int rmdir(const char* path) { return int(syscall(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR)); }
+
 }  // namespace sevemu::real

@@ -20,6 +20,9 @@ int access(const char* path, int mode);
 int faccessat(int dirfd, const char* path, int mode, int flags);
 int close_range(unsigned first, unsigned last, int flags);
 FILE* fopen(const char* path, const char* mode);
+// Straight system calls (nothing else in the process interposes these paths).
+int mkdirat(int dirfd, const char* path, mode_t mode);
+int rmdir(const char* path);
 FILE* fopen64(const char* path, const char* mode);
 
 }  // namespace sevemu::real
