@@ -28,13 +28,24 @@ export const ASK_ARK_BASE_URLS: readonly string[] = Object.freeze([
 ]);
 /** AMD Key Distribution Service. */
 export const KDS_BASE_URL = 'https://kdsintf.amd.com';
+/**
+ * The KDS base URL: SEV_KDS_URL when set (`sev-emu run --kds` sets it to its loopback KDS, which
+ * also serves `ask_ark_<generation>.cert`), else AMD's.
+ */
+export function kdsBaseUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return env.SEV_KDS_URL || KDS_BASE_URL;
+}
+/** Base URLs for `ask_ark_<generation>.cert`: SEV_KDS_URL alone when set, else AMD's. */
+export function askArkBaseUrls(env: NodeJS.ProcessEnv = process.env): readonly string[] {
+  return env.SEV_KDS_URL ? [env.SEV_KDS_URL] : ASK_ARK_BASE_URLS;
+}
 /** `ask_ark_<generation>.cert` URLs, one per base URL. */
-export function askArkUrls(generation: Generation, baseUrls: readonly string[] = ASK_ARK_BASE_URLS): string[] {
+export function askArkUrls(generation: Generation, baseUrls: readonly string[] = askArkBaseUrls()): string[] {
   return baseUrls.map((b) => `${b.replace(/\/+$/, '')}/ask_ark_${generation}.cert`);
 }
 
 /** KDS URL of a chip's CEK; the id is GET_ID's first 64 bytes (socket 0) in upper-case hex, as sevctl sends it. */
-export function cekUrl(chipId: Uint8Array, baseUrl = KDS_BASE_URL): string {
+export function cekUrl(chipId: Uint8Array, baseUrl = kdsBaseUrl()): string {
   if (!(chipId instanceof Uint8Array) || chipId.length < 64) {
     throw new SevCertificateError('CEK_FETCH', `a chip id is at least 64 bytes (GET_ID); got ${chipId?.length ?? typeof chipId}`);
   }
@@ -42,13 +53,15 @@ export function cekUrl(chipId: Uint8Array, baseUrl = KDS_BASE_URL): string {
 }
 
 /** KDS URL of the SEV-SNP ASK+ARK (X.509 PEM) for an SNP generation. */
-export function snpCertChainUrl(generation: 'milan' | 'genoa' | 'turin', baseUrl = KDS_BASE_URL): string {
+export function snpCertChainUrl(generation: 'milan' | 'genoa' | 'turin', baseUrl = kdsBaseUrl()): string {
   const product = generation[0].toUpperCase() + generation.slice(1);
   return `${baseUrl.replace(/\/+$/, '')}/vcek/v1/${product}/cert_chain`;
 }
 
 /** The per-user cache directory: `$XDG_CACHE_HOME/node-sev/ca`, default `~/.cache/node-sev/ca`. */
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  // SEV_CACHE_DIR: set by `sev-emu run --kds` so the emulated CA never mixes with AMD's.
+  if (env.SEV_CACHE_DIR && path.isAbsolute(env.SEV_CACHE_DIR)) return env.SEV_CACHE_DIR;
   const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'node-sev', 'ca');
 }
@@ -73,7 +86,7 @@ export interface CaSourceOptions extends HttpOptions {
   cacheDir?: string | null;
   /** Never touch the network. */
   offline?: boolean;
-  /** Base URLs for `ask_ark_<generation>.cert` (default ASK_ARK_BASE_URLS). */
+  /** Base URLs for `ask_ark_<generation>.cert` (default askArkBaseUrls()). */
   baseUrls?: readonly string[];
   /** Roots to accept besides AMD's pinned ARKs (only these, only when passed). */
   trustedArks?: readonly TrustedArk[];

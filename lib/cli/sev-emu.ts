@@ -7,6 +7,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { writeOutputFile } from '../output-files';
+import { startKdsChild, type KdsChild } from './emu-kds';
+
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 
 /** Where node-gyp leaves the emulator library (make generator layouts differ by version). */
@@ -35,8 +38,12 @@ const HELP = `sev-emu — run programs against the SEV firmware emulator
 
 Usage:
   sev-emu run [options] -- <command> [args...]
-  sev-emu ca [--state DIR] <file>     write the emulator's ASK‖ARK (what AMD's KDS serves as
-                                      ask_ark_<gen>.cert) so a verifier can be told to trust it
+  sev-emu ca [--state DIR] [--snp] <file>   write the emulator's ASK‖ARK (what AMD serves as
+                                      ask_ark_<gen>.cert; with --snp the X.509 ASK and ARK, PEM,
+                                      as KDS's cert_chain) so a verifier can be told to trust it
+  sev-emu kds [--state DIR] [--kds-port N] [--kds-rate-limit N]
+                                      serve the emulated AMD KDS on loopback (VCEKs, cert_chain,
+                                      CRL, SEV CEKs, ask_ark) for the state directory's platform
   sev-emu lib                         print the path of the emulator library (for LD_PRELOAD)
   sev-emu info [--json]               what this machine offers: the host's /dev/kvm, the software
                                       KVM (Unicorn), and which one --kvm auto picks
@@ -63,6 +70,21 @@ Options for run:
                       --trace logs which one answered; 'sev-emu info' says which auto picks
   --fault RULES       fault injection, e.g. PEK_GEN@2=INVALID_PLATFORM_STATE,GET_ID2@1=errno:ENOMEM
   --trace             log every emulated command to stderr
+  --kds               start the emulated KDS on loopback for the command, and tell the command
+                      about it: SEV_KDS_URL (where \`sev\` fetches VCEKs, CEKs, ask_ark), SEV_TRUST_ARK
+                      (the emulated ARK's fingerprint: \`sev\` trusts it because sev-emu said so)
+                      and SEV_CACHE_DIR (a cache inside the state directory, apart from AMD's)
+  --kds-port N        its port (default: a free one); --kds-rate-limit N: requests per second
+                      before it answers 429 with Retry-After, as KDS does (default 20, 0 = none)
+  --guest             the command runs inside an SEV-SNP guest of the emulated platform: it gets
+                      /dev/sev-guest and configfs-tsm (/sys/kernel/config/tsm/report), whose
+                      reports are signed by the platform's VCEK (implies --host-snp for a new state)
+  --guest-measurement HEX  the guest's launch measurement (48 bytes; default zeros), e.g. from
+                      \`sev snp measure\`; --guest-policy N (default 0x30000), --guest-host-data HEX
+                      (32 bytes), --guest-family-id HEX / --guest-image-id HEX (16 bytes),
+                      --guest-svn N, --guest-vmpl N (the VMPL the guest kernel runs at, 0-3),
+                      --guest-id-key-digest HEX / --guest-author-key-digest HEX (48 bytes),
+                      --guest-certs chain|none (whether extended reports carry VCEK, ASK, ARK)
 
 The exit code is the command's.`;
 
@@ -89,6 +111,21 @@ export async function main(argv: string[]): Promise<number> {
         'host-snp': { type: 'boolean' },
         'device-mode': { type: 'string' },
         'device-group': { type: 'string' },
+        snp: { type: 'boolean' },
+        kds: { type: 'boolean' },
+        'kds-port': { type: 'string' },
+        'kds-rate-limit': { type: 'string' },
+        guest: { type: 'boolean' },
+        'guest-measurement': { type: 'string' },
+        'guest-policy': { type: 'string' },
+        'guest-host-data': { type: 'string' },
+        'guest-family-id': { type: 'string' },
+        'guest-image-id': { type: 'string' },
+        'guest-svn': { type: 'string' },
+        'guest-vmpl': { type: 'string' },
+        'guest-id-key-digest': { type: 'string' },
+        'guest-author-key-digest': { type: 'string' },
+        'guest-certs': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -116,6 +153,17 @@ export async function main(argv: string[]): Promise<number> {
     return fail(`--host-snp: ${values.generation} has no SEV-SNP`);
   }
   if (values.kvm && !KVM_MODES.includes(values.kvm)) return fail(`--kvm must be one of ${KVM_MODES.join(', ')}`);
+  let guestEnv: NodeJS.ProcessEnv;
+  let kdsOptions: { port?: number; rateLimit?: number };
+  try {
+    guestEnv = guestEnvironment(values);
+    kdsOptions = kdsOptionsFrom(values);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (values.guest && values.generation && ['naples', 'rome'].includes(values.generation)) {
+    return fail(`--guest: ${values.generation} has no SEV-SNP`);
+  }
 
   let library: string;
   try {
@@ -149,26 +197,113 @@ export async function main(argv: string[]): Promise<number> {
   if (values.trace) env.SEV_EMU_TRACE = '1';
   env.SEV_EMU_KVM = kvmMode;
   if (values.uninit) env.SEV_EMU_PLATFORM_STATE = 'uninit';
-  if (values['host-snp']) env.SEV_EMU_HOST_SNP = '1';
+  if (values['host-snp'] || values.guest) env.SEV_EMU_HOST_SNP = '1';
+  Object.assign(env, guestEnv);
   if (values['device-mode']) env.SEV_EMU_DEVICE_MODE = values['device-mode'];
   if (values['device-group']) env.SEV_EMU_DEVICE_GROUP = values['device-group'];
 
+  let kds: KdsChild | undefined;
   try {
     if (verb === 'ca') {
       const out = positionals[1];
       if (!out) return fail('ca: output file required');
+      if (values.snp) {
+        kds = await startKdsChild(env, { rateLimit: 0 });
+        if (!kds.info.product) return fail(`ca --snp: the emulated ${kds.info.generation} has no SEV-SNP`);
+        const chain = await fetchText(`${kds.url}/vcek/v1/${kds.info.product}/cert_chain`);
+        writeOutputFile('sev-emu ca', out, Buffer.from(chain));
+        return 0;
+      }
       // One firmware command makes a new state directory create its keys and CA.
       const code = await runChild([process.execPath, path.join(ROOT, 'bin', 'sev.js'), 'show', 'status', '--quiet'], env);
       if (code !== 0) return fail('could not initialise the emulator state');
       fs.copyFileSync(path.join(state, 'ask_ark.cert'), out);
       return 0;
     }
+    if (verb === 'kds') {
+      kds = await startKdsChild(env, { ...kdsOptions, log: true });
+      process.stdout.write(`sev-emu kds: ${kds.info.generation} platform of ${env.SEV_EMU_STATE}\n` +
+        `serving ${kds.url} (ARK SPKI SHA-256 ${kds.info.arkFingerprint}); Ctrl-C stops\n`);
+      const child = kds.child;
+      await new Promise<void>((resolve) => {
+        const stop = () => child.kill('SIGTERM');
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        child.once('exit', () => resolve());
+      });
+      return 0;
+    }
     if (verb !== 'run') return fail(`unknown command '${verb}'`);
     if (command.length === 0) return fail('run: nothing to run (usage: sev-emu run [options] -- <command> [args...])');
+    if (values.kds) {
+      kds = await startKdsChild(env, kdsOptions);
+      env.SEV_KDS_URL = kds.url;
+      env.SEV_TRUST_ARK = [kds.info.arkFingerprint, process.env.SEV_TRUST_ARK].filter(Boolean).join(',');
+      env.SEV_CACHE_DIR = path.join(env.SEV_EMU_STATE!, 'kds-cache');
+    }
     return await runChild(command, env);
+  } catch (e) {
+    return fail((e as Error).message);
   } finally {
+    await kds?.stop();
     if (tempState) fs.rmSync(tempState, { recursive: true, force: true });
   }
+}
+
+const HEX_SIZES: Record<string, number> = {
+  'guest-measurement': 48,
+  'guest-host-data': 32,
+  'guest-family-id': 16,
+  'guest-image-id': 16,
+  'guest-id-key-digest': 48,
+  'guest-author-key-digest': 48,
+};
+
+/** The SEV_EMU_GUEST* variables for --guest and its --guest-* options (checked here: the emulator only logs). */
+function guestEnvironment(values: Record<string, unknown>): NodeJS.ProcessEnv {
+  const given = Object.keys(values).filter((k) => k.startsWith('guest-') && values[k] !== undefined);
+  if (!values.guest) {
+    if (given.length) throw new Error(`--${given[0]} needs --guest`);
+    return {};
+  }
+  const env: NodeJS.ProcessEnv = { SEV_EMU_GUEST: '1' };
+  const name = (option: string) => `SEV_EMU_${option.replace(/-/g, '_').toUpperCase()}`;
+  for (const [option, bytes] of Object.entries(HEX_SIZES)) {
+    const v = values[option] as string | undefined;
+    if (v === undefined) continue;
+    const hex = v.replace(/^0x/i, '');
+    if (!new RegExp(`^[0-9a-fA-F]{${2 * bytes}}$`).test(hex)) throw new Error(`--${option} must be ${bytes} bytes in hex (${2 * bytes} digits)`);
+    env[name(option)] = hex;
+  }
+  const integer = (option: string, max: bigint) => {
+    const v = values[option] as string | undefined;
+    if (v === undefined) return;
+    if (!/^(0x[0-9a-fA-F]+|\d+)$/.test(v) || BigInt(v) > max) throw new Error(`--${option} must be a number from 0 to ${max}`);
+    env[name(option)] = String(BigInt(v));
+  };
+  integer('guest-policy', 0xffffffffffffffffn);
+  integer('guest-svn', 0xffffffffn);
+  integer('guest-vmpl', 3n);
+  const certs = values['guest-certs'] as string | undefined;
+  if (certs !== undefined && certs !== 'chain' && certs !== 'none') throw new Error('--guest-certs must be chain or none');
+  if (certs) env.SEV_EMU_GUEST_CERTS = certs;
+  return env;
+}
+
+function kdsOptionsFrom(values: Record<string, unknown>): { port?: number; rateLimit?: number } {
+  const number = (option: string, max: number) => {
+    const v = values[option] as string | undefined;
+    if (v === undefined) return undefined;
+    if (!/^\d+$/.test(v) || Number(v) > max) throw new Error(`--${option} must be a number from 0 to ${max}`);
+    return Number(v);
+  };
+  return { port: number('kds-port', 65535), rateLimit: number('kds-rate-limit', 1_000_000) };
+}
+
+async function fetchText(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return res.text();
 }
 
 /** Why the software KVM cannot run here (one line, with what to install), or null. */

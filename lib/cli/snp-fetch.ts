@@ -13,6 +13,7 @@ import { readFileArg } from '../owner/inputs';
 import { getCertChain, getCrl, getVcekForReport, type Endorser, type KdsOptions } from '../snp/kds';
 import { parseAttestationReport, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
 import { toJson, UsageError, type CliContext } from './output';
+import { trustedArkFingerprints } from './trust';
 
 export const FETCH_OPTIONS = {
   offline: { type: 'boolean' },
@@ -24,7 +25,8 @@ export const FETCH_USAGE = [
   '       sev snp fetch ca --generation G [--endorser vcek|vlek] OUT_DIR   (ark.pem, ask.pem or asvk.pem)',
   '       sev snp fetch vcek REPORT OUT_DIR [--generation G]                (vcek.der for the report\'s chip id and TCB)',
   '       sev snp fetch crl --generation G [--endorser vcek|vlek] OUT_DIR  (crl.der)',
-  '         fetch options: --offline (cache only), --kds URL (default https://kdsintf.amd.com)',
+  '         fetch options: --offline (cache only), --kds URL (default $SEV_KDS_URL or https://kdsintf.amd.com),',
+  '         --trust-ark FILE|SHA256 (a root besides AMD\'s pinned ARKs, e.g. the emulator\'s)',
 ];
 
 const COMMAND = 'snp fetch';
@@ -36,7 +38,12 @@ export async function snpFetch(ctx: CliContext, v: Record<string, unknown>, noun
   }
   const endorser = (v.endorser as string | undefined) ?? 'vcek';
   if (endorser !== 'vcek' && endorser !== 'vlek') throw new UsageError(`${COMMAND}: --endorser must be vcek or vlek`);
-  const opts: KdsOptions & { endorser: Endorser } = { offline: Boolean(v.offline), baseUrl: v.kds as string | undefined, endorser };
+  const opts: KdsOptions & { endorser: Endorser } = {
+    offline: Boolean(v.offline),
+    baseUrl: v.kds as string | undefined,
+    endorser,
+    trustedArks: trustedArkFingerprints(v),
+  };
   const needGeneration = (): SnpGeneration => {
     if (!generation) throw new UsageError(`${COMMAND} ${noun}: --generation ${SNP_GENERATIONS.join('|')} is required`);
     return generation as SnpGeneration;

@@ -26,6 +26,7 @@ import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
 import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 import { GUEST_OPTIONS, GUEST_USAGE, snpGuest } from './snp-guest';
+import { trustedArkFingerprints } from './trust';
 
 const COMMAND = 'snp';
 type Values = Record<string, unknown>;
@@ -84,7 +85,8 @@ function verifyReport(ctx: CliContext, v: Values, args: string[]): number {
   const reportBytes = readFileArg(COMMAND, 'report', reportFile);
   const policy = policyOption(v); // read before verifying: a bad policy is an error, not a verdict
   const crl = str(v, 'crl');
-  const result = verifyAttestation({ report: reportBytes, ...certs, generation, ...(crl ? { crl: readFileArg(COMMAND, '--crl', crl) } : {}) });
+  const trustedArks = trustedArkFingerprints(v);
+  const result = verifyAttestation({ report: reportBytes, ...certs, generation, trustedArks, ...(crl ? { crl: readFileArg(COMMAND, '--crl', crl) } : {}) });
   const checks = policy && checkPolicy(reportBytes, result.generation ?? generation, policy);
   if (!checks) {
     ctx.out(ctx.json ? toJson(result) : formatAttestation(result));
@@ -259,7 +261,7 @@ export const snpCommand: Command = {
   summary: 'SEV-SNP attestation: get reports, certificates and derived keys in a guest; display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
-    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--json]',
+    '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--trust-ark FILE|SHA256] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
     '         policy checks (either form): [--policy FILE.json] [--measurement HEX]... [--host-data HEX]',
     '         [--report-data HEX] [--family-id HEX] [--image-id HEX] [--chip-id HEX]... [--vmpl N]',
@@ -280,6 +282,7 @@ export const snpCommand: Command = {
   options: {
     ...FETCH_OPTIONS,
     ...GUEST_OPTIONS,
+    'trust-ark': { type: 'string', multiple: true },
     generation: { type: 'string' },
     vcek: { type: 'string' },
     ask: { type: 'string' },

@@ -384,7 +384,8 @@ export interface SnpChainOptions {
   generation?: SnpGeneration;
   /**
    * Roots to trust besides AMD's pins (SPKI SHA-256 hex or a public key), e.g. the emulator's ARK.
-   * Such a root has no known generation: pass `generation` with it.
+   * Such a root's generation is the one its name gives (CN=ARK-Milan, as AMD names its roots)
+   * unless `generation` says otherwise.
    */
   trustedArks?: readonly (string | KeyObject)[];
 }
@@ -480,7 +481,9 @@ function checkRoot(ark: Parsed, opts: SnpChainOptions): { generation?: SnpGenera
     return { generation: pin.generation, fingerprint };
   }
   const extra = (opts.trustedArks ?? []).some((t) => (typeof t === 'string' ? t.toLowerCase() : spkiSha256(t)) === fingerprint);
-  if (extra) return { generation: opts.generation, fingerprint };
+  // An explicitly trusted root names its generation the way AMD's do: CN=ARK-<product>.
+  const named = SNP_ROOT_PINS.find((p) => ark.cert.commonName === `ARK-${p.product}`)?.generation;
+  if (extra) return { generation: opts.generation ?? named, fingerprint };
   return {
     generation: opts.generation,
     fingerprint,

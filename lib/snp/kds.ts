@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { CaFetchError, httpGet, writeCacheFile, type HttpOptions } from '../certs/http';
-import { defaultCacheDir, KDS_BASE_URL } from '../certs/kds';
+import { defaultCacheDir, kdsBaseUrl } from '../certs/kds';
 import { SevArgumentError, SevCertificateError } from '../errors';
 import {
   parseCertChainPem, parseSnpCertificate, snpRootPin, vcekExtensions, vcekHwIdLength, vcekSplNames, verifySnpChain,
@@ -23,7 +23,7 @@ import { parseAttestationReport, SNP_GENERATIONS, type AttestationReport, type S
 export type Endorser = 'vcek' | 'vlek';
 
 export interface KdsOptions extends HttpOptions {
-  /** KDS base URL (default https://kdsintf.amd.com). */
+  /** KDS base URL (default: SEV_KDS_URL, else https://kdsintf.amd.com). */
   baseUrl?: string;
   /** Cache directory (default `defaultCacheDir()`); null disables the cache. */
   cacheDir?: string | null;
@@ -48,7 +48,7 @@ function product(generation: SnpGeneration): string {
   return snpRootPin(generation).product;
 }
 
-const base = (url: string | undefined) => (url ?? KDS_BASE_URL).replace(/\/+$/, '');
+const base = (url: string | undefined) => (url ?? kdsBaseUrl()).replace(/\/+$/, '');
 const spl = (name: string, value: number | undefined) => {
   if (!Number.isInteger(value) || value! < 0 || value! > 255) throw new SevArgumentError(CMD, `${name} must be 0-255, got ${String(value)}`);
   return String(value).padStart(2, '0');
