@@ -37,4 +37,12 @@ if (extra.length === 0 && hostKvmUsable()) {
   // --no-config: the config's spec (every suite) would be added to these.
   status = mocha([...deviceAccess, '--kvm', 'soft'], ['--no-config', '--timeout', '60000', '--reporter', 'spec', ...specs]) || status;
 }
+if (extra.length === 0) {
+  // The SNP guest suite needs the emulator's guest (/dev/sev-guest, configfs-tsm), which the main
+  // pass does not enable: it runs again under `sev-emu run --guest`, where it must not skip.
+  console.log('\nThe SNP guest suite, inside the emulated SNP guest (sev-emu run --guest):');
+  const spec = path.join(ROOT, 'dist/test/snp/guest-emu.test.js');
+  process.env.SEV_REQUIRE_GUEST = '1';
+  status = mocha([...deviceAccess, '--guest'], ['--no-config', '--timeout', '120000', '--reporter', 'spec', spec]) || status;
+}
 process.exitCode = status;
