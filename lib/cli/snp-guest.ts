@@ -144,8 +144,13 @@ async function report(ctx: CliContext, v: Values, args: string[]): Promise<numbe
   return 0;
 }
 
-function certName(e: CertTableEntry): string | undefined {
-  return e.name && e.name !== 'crl' ? e.name : undefined;
+/**
+ * The file name for a table entry: its GUID's name; the table has no GUID for the ASVK (the VLEK
+ * chain's intermediate), so an ASK entry whose subject is an ASVK (CN SEV-VLEK-<product>) is one.
+ */
+function certName(e: CertTableEntry, cert: X509Certificate): string {
+  if (e.name === 'ask' && /(^|\n)CN=SEV-VLEK-/.test(cert.subject)) return 'asvk';
+  return e.name!;
 }
 
 /** snpguest's `certificates`: the host's certificates from an extended report, in one encoding. */
@@ -162,8 +167,7 @@ async function certificates(ctx: CliContext, v: Values, args: string[]): Promise
   const written: Record<string, string> = {};
   const skipped: string[] = [];
   for (const entry of got.certificates) {
-    const name = certName(entry);
-    if (!name) {
+    if (!entry.name || entry.name === 'crl') {
       skipped.push(entry.name ?? entry.guid);
       continue;
     }
@@ -171,8 +175,9 @@ async function certificates(ctx: CliContext, v: Values, args: string[]): Promise
     try {
       cert = new X509Certificate(entry.data);
     } catch (e) {
-      throw new SevArgumentError(COMMAND, `the host's ${name.toUpperCase()} entry is not a certificate (${(e as Error).message})`);
+      throw new SevArgumentError(COMMAND, `the host's ${entry.name.toUpperCase()} entry is not a certificate (${(e as Error).message})`);
     }
+    const name = certName(entry, cert);
     const file = path.join(dir, `${name}.${encoding}`);
     files.push({ path: file, data: encoding === 'der' ? cert.raw : cert.toString() });
     written[name] = file;
@@ -240,7 +245,7 @@ async function key(ctx: CliContext, v: Values, args: string[]): Promise<number> 
   return 0;
 }
 
-/** snpguest's `display key`: the key's bytes in hex, 16 to a line. */
+/** snpguest's `display key`: the key's bytes in hex, 16 to a line, space-separated (its hexdump). */
 function displayKey(ctx: CliContext, args: string[]): number {
   if (args.length !== 1) throw new UsageError(`${COMMAND} display key: one key file expected`);
   const bytes = readFileArg(COMMAND, 'KEY_PATH', args[0]);
@@ -249,7 +254,7 @@ function displayKey(ctx: CliContext, args: string[]): number {
     ctx.out(toJson({ key: bytes.toString('hex') }));
   } else {
     const lines: string[] = [];
-    for (let i = 0; i < bytes.length; i += 16) lines.push(bytes.subarray(i, i + 16).toString('hex'));
+    for (let i = 0; i < bytes.length; i += 16) lines.push([...bytes.subarray(i, i + 16)].map((b) => b.toString(16).padStart(2, '0')).join(' '));
     ctx.out(lines.join('\n'));
   }
   return 0;
