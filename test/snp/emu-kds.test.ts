@@ -13,7 +13,7 @@ import { arkFingerprint, CaFetchError, fetchAskArk, getCek, httpGet, Usage } fro
 import { startKdsChild, type KdsChild } from '../../lib/cli/emu-kds';
 import { SevPlatform } from '../../lib/platform';
 import { checkSnpCrl, getCertChain, getCrl, getVcek, vcekExtensions, verifySnpChain } from '../../lib/snp/index';
-import { emulated, SEV_BIN, SEV_EMU_BIN, skipBecause } from '../helpers/env';
+import { emulated, SEV_BIN, SEV_EMU_BIN, skipBecause, underFreshEmulator } from '../helpers/env';
 
 /** GET_ID of the platform in `state` (created with `generation`), through `sev show identifier`. */
 function chipIdOf(state: string, generation: string): Buffer {
@@ -148,6 +148,30 @@ describe('snp: the emulated KDS (sev-emu kds)', function () {
     } finally {
       await turin?.stop();
       fs.rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('sev-emu run --kds: sev export --full, then sev verify, with no CA file', function () {
+  this.timeout(120_000);
+
+  it('the ASK/ARK come from the loopback KDS and verify because sev-emu named its ARK', function () {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'emu-kds-export-'));
+    try {
+      const chain = path.join(dir, 'full.cert');
+      const script = `"${process.execPath}" "${SEV_BIN}" export --full "${chain}" --json && "${process.execPath}" "${SEV_BIN}" verify --sev "${chain}"`;
+      const r = underFreshEmulator(['--kds'], ['sh', '-c', script]);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const exported = JSON.parse(r.stdout.slice(0, r.stdout.indexOf('\n}\n') + 2)) as { ca: { source: string } };
+      assert.match(exported.ca.source, /^http:\/\/127\.0\.0\.1:\d+\/ask_ark_milan\.cert$/);
+      assert.match(r.stdout, /ASK ⟶ CEK/);
+      assert.equal(fs.statSync(chain).size, 4 * 2084 + 2 * 1600);
+      // Without --kds nothing trusts the emulated ARK (and nothing is fetched from AMD offline).
+      const plain = underFreshEmulator([], ['sh', '-c', `"${process.execPath}" "${SEV_BIN}" verify --sev "${chain}" --offline`]);
+      assert.notEqual(plain.status, 0, plain.stdout);
+      assert.match(plain.stdout + plain.stderr, /not .*trusted|not a pinned|untrusted/i);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
