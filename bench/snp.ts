@@ -6,7 +6,7 @@
 //  - against the npm peer @lit-protocol/sev-snp-utils-sdk (Rust → WASM, Milan only), which
 //    verifies its built-in ARK → ASK → the given VCEK → report on every call: our warm path, and
 //    verifyAttestation re-checking the chain on every call (like for like).
-// Cold (the first VCEK fetch from a loopback KDS, lib/snp/kds.ts) is not measured yet: the bench has no loopback KDS of its own.
+// Cold (the first VCEK and chain fetch, from the emulated KDS on loopback) is bench/snp-cold.ts.
 import { verify, type KeyObject } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ import { parseCertChainPem, parseSnpCertificate } from '../lib/snp/certs';
 import { REPORT_SIGNED_SIZE } from '../lib/snp/report';
 import { SnpReportVerifier, verifyAttestation } from '../lib/snp/verify';
 import { median, printRows, ROOT, type BenchOptions, type BenchRow } from './common';
+import { snpColdBench } from './snp-cold';
 
 const PEER = '@lit-protocol/sev-snp-utils-sdk';
 const TARGET_FLOOR = 0.8;
@@ -120,7 +121,7 @@ export async function snpBench(options: BenchOptions): Promise<BenchRow[]> {
   } else {
     rows.push({ scenario: `SNP verify vs ${PEER}`, why: (peer as { why: string }).why });
   }
-  rows.push({ scenario: 'SNP verify cold (first fetch from a loopback KDS)', why: 'not yet: the bench has no loopback KDS (the KDS client is tested in test/snp/kds.test.ts)' });
+  rows.push(...(await snpColdBench(options)));
   return rows;
 }
 

@@ -84,7 +84,8 @@ Options for run:
                       (32 bytes), --guest-family-id HEX / --guest-image-id HEX (16 bytes),
                       --guest-svn N, --guest-vmpl N (the VMPL the guest kernel runs at, 0-3),
                       --guest-id-key-digest HEX / --guest-author-key-digest HEX (48 bytes),
-                      --guest-certs chain|none (whether extended reports carry VCEK, ASK, ARK)
+                      --guest-certs chain|none (whether extended reports carry VCEK, ASK, ARK),
+                      --guest-features N (the VMSA's SEV_FEATURES, as SEV_STATUS shows it; default 1)
 
 The exit code is the command's.`;
 
@@ -126,6 +127,7 @@ export async function main(argv: string[]): Promise<number> {
         'guest-id-key-digest': { type: 'string' },
         'guest-author-key-digest': { type: 'string' },
         'guest-certs': { type: 'string' },
+        'guest-features': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -284,6 +286,7 @@ function guestEnvironment(values: Record<string, unknown>): NodeJS.ProcessEnv {
   integer('guest-policy', 0xffffffffffffffffn);
   integer('guest-svn', 0xffffffffn);
   integer('guest-vmpl', 3n);
+  integer('guest-features', 0xffffffffffffffffn);
   const certs = values['guest-certs'] as string | undefined;
   if (certs !== undefined && certs !== 'chain' && certs !== 'none') throw new Error('--guest-certs must be chain or none');
   if (certs) env.SEV_EMU_GUEST_CERTS = certs;

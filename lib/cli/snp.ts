@@ -26,6 +26,7 @@ import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
 import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 import { GUEST_OPTIONS, GUEST_USAGE, snpGuest } from './snp-guest';
+import { snpOk } from './snp-ok';
 import { trustedArkFingerprints } from './trust';
 
 const COMMAND = 'snp';
@@ -276,6 +277,7 @@ export const snpCommand: Command = {
     '                       [--family-id HEX] [--image-id HEX] [--svn N] [--guest-policy N (default 0x30000)]',
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
     '       sev snp generate key-digest PEM',
+    '       sev snp ok     (inside a guest: SEV/SEV-ES/SNP active per SEV_STATUS, /dev/sev-guest, configfs-tsm)',
     ...FETCH_USAGE,
     ...GUEST_USAGE,
   ].join('\n'),
@@ -337,6 +339,7 @@ export const snpCommand: Command = {
     if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
     if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
-    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest' or 'fetch', got '${positionals.join(' ')}'`);
+    if (verb === 'ok' && noun === undefined) return snpOk(ctx);
+    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest', 'fetch' or 'ok', got '${positionals.join(' ')}'`);
   },
 };

@@ -1,5 +1,6 @@
 #include "devices.h"
 
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -149,6 +150,38 @@ int open_sev_guest(int flags) {
   return fd;
 }
 
+// /dev/cpu/N/msr inside an SNP guest: an rdmsr is a pread at the MSR's index. Only SEV_STATUS
+// (0xC0010131) is modelled: bits 0-1 SEV and SEV-ES, then the VMSA's SEV_FEATURES from bit 2
+// (SNPActive, vTOM, ReflectVC, ...: SEV_EMU_GUEST_FEATURES, default 1). Other MSRs read as zero.
+bool is_msr_path(const char* path) {
+  const char* p = path;
+  if (strncmp(p, "/dev/cpu/", 9) != 0) return false;
+  p += 9;
+  if (!isdigit(static_cast<unsigned char>(*p))) return false;
+  while (isdigit(static_cast<unsigned char>(*p))) p++;
+  return strcmp(p, "/msr") == 0;
+}
+
+int open_guest_msr(int flags) {
+  if (geteuid() != 0 && !has_cap_dac_override()) {
+    errno = EACCES;
+    return -1;
+  }
+  constexpr off_t kSevStatus = 0xC0010131;
+  const char* f = getenv("SEV_EMU_GUEST_FEATURES");
+  uint64_t features = f && *f ? strtoull(f, nullptr, 0) : 1;
+  uint64_t status = 3 | features << 2;
+  int fd = memfd_create("sevemu-msr", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+  if (fd < 0) return -1;
+  if (ftruncate(fd, kSevStatus + 8) != 0 || pwrite(fd, &status, 8, kSevStatus) != 8) {
+    int e = errno;
+    real::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
+
 int open_kds_file(const char* path, int flags) {
   Bytes data;
   if (int r = kds_file(path, data)) {
@@ -180,6 +213,10 @@ bool open_emulated(const char* path, int flags, int* result) {
   }
   if (snp_guest_enabled() && strcmp(path, "/dev/sev-guest") == 0) {
     *result = open_sev_guest(flags);
+    return true;
+  }
+  if (snp_guest_enabled() && is_msr_path(path)) {
+    *result = open_guest_msr(flags);
     return true;
   }
   if (is_kds_path(path)) {

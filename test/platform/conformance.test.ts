@@ -10,7 +10,8 @@ import * as path from 'node:path';
 
 import { deviceRequired, emulated, haveCompiler, ROOT, SEV_EMU_BIN, skipBecause, underFreshEmulator } from '../helpers/env';
 
-const AREAS = ['platform', 'kvm-caps', 'kvm-sev'];
+// Each area with the sev-emu options it needs (the guest area runs inside an emulated SNP guest).
+const AREAS: Array<[string, string[]]> = [['platform', []], ['kvm-caps', []], ['kvm-sev', []], ['sev-guest', ['--guest']]];
 
 /** Check ids in the README's conformance tables (the last column, each in backticks). */
 function readmeCheckIds(readme: string): string[] {
@@ -71,9 +72,9 @@ describe('kernel conformance (test/c/conformance, Linux 7.2)', function () {
     assert.ok(kvms.length > 0, 'no KVM backend: neither the software KVM (Unicorn, scripts/install-unicorn.sh) nor a usable /dev/kvm');
     for (const kvm of kvms) {
       const passed = new Set<string>();
-      for (const area of AREAS) {
+      for (const [area, options] of AREAS) {
         // The node as the kernel creates it (0600 root), whatever the caller's environment says.
-        const r = underFreshEmulator(['--kvm', kvm, '--device-mode', '0600'], [bin, area], { SEV_EMU_DEVICE_GROUP: '' });
+        const r = underFreshEmulator(['--kvm', kvm, '--device-mode', '0600', ...options], [bin, area], { SEV_EMU_DEVICE_GROUP: '' });
         const failed = r.stdout.split('\n').filter((l) => l.startsWith('not ok'));
         assert.deepEqual(failed, [], `--kvm ${kvm}, ${area}:\n${r.stdout}\n${r.stderr}`);
         assert.equal(r.status, 0, `--kvm ${kvm}, ${area}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);

@@ -39,5 +39,6 @@ extern int conformance_failures;
 void platform_checks(void);
 void kvm_caps_checks(void);
 void kvm_sev_checks(void);
+void sev_guest_checks(void);
 
 #endif
