@@ -63,6 +63,8 @@ export function underFreshEmulator(options: string[], cmd: string[], env: NodeJS
   const clean = { ...process.env, ...env };
   delete clean.LD_PRELOAD;
   delete clean.SEV_EMU_STATE;
+  // Nor the guest this suite may run in (sev-emu run --guest): options say what the fresh one is.
+  for (const k of Object.keys(clean)) if (k.startsWith('SEV_EMU_GUEST')) delete clean[k];
   return spawnSync(process.execPath, [SEV_EMU_BIN, 'run', '--temp-state', ...options, '--', ...cmd], {
     encoding: 'utf8',
     env: clean,

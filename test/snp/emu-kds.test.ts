@@ -175,3 +175,35 @@ describe('sev-emu run --kds: sev export --full, then sev verify, with no CA file
     }
   });
 });
+
+describe('sev-emu run --guest --kds: reports through /dev/sev-guest and configfs-tsm verify via the loopback KDS', function () {
+  this.timeout(120_000);
+
+  it('fetch ca and vcek from the KDS, then verify both reports, with the measurement the guest was launched with', function () {
+    if (!emulated) skipBecause(this, 'needs sev-emu');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'emu-guest-kds-'));
+    try {
+      const measurement = 'ab'.repeat(48);
+      const sev = `"${process.execPath}" "${SEV_BIN}"`;
+      const script = [
+        `${sev} snp report r1.bin req1 --random --provider sev-guest`,
+        `${sev} snp report r2.bin req2 --random --provider configfs-tsm`,
+        `${sev} snp fetch ca --generation milan certs`,
+        `${sev} snp fetch vcek r1.bin certs`,
+        `${sev} snp verify attestation certs r1.bin --measurement ${measurement}`,
+        `${sev} snp verify attestation certs r2.bin --measurement ${measurement} --report-data $(od -An -tx1 -v req2 | tr -d ' \\n')`,
+      ].join(' && ');
+      const r = underFreshEmulator(['--guest', '--kds', '--guest-measurement', measurement], ['sh', '-c', `cd "${dir}" && ${script}`]);
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      assert.equal((r.stdout.match(/✅ SEV-SNP attestation \(milan, signed by the VCEK\)/g) ?? []).length, 2, r.stdout);
+      assert.match(r.stdout, /ask\.pem \(from http:\/\/127\.0\.0\.1:\d+\/vcek\/v1\/Milan\/cert_chain\)/);
+      // Another measurement is a failed policy check, naming the field.
+      const bad = underFreshEmulator(['--guest', '--kds'], ['sh', '-c',
+        `cd "${dir}" && ${sev} snp report r3.bin req3 --random && ${sev} snp fetch vcek r3.bin certs3 && ${sev} snp fetch ca --generation milan certs3 && ${sev} snp verify attestation certs3 r3.bin --measurement ${measurement}`]);
+      assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+      assert.match(bad.stdout, /measurement/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
