@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { SevArgumentError } from '../errors';
 import { writeOutputFiles } from '../output-files';
 import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs';
-import { parseCertChainPem } from '../snp/certs';
+import { formatSnpLinks, parseCertChainPem, verifySnpChain } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
 import { formatPolicyResult, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
@@ -55,6 +55,26 @@ function certFromDir(dir: string, name: string): Buffer {
     if (fs.existsSync(file)) return readFileArg(COMMAND, name, file);
   }
   throw new SevArgumentError(COMMAND, `${dir} has no ${name}.pem or ${name}.der`);
+}
+
+/** `verify certs CERTS_DIR` (snpguest): ARK → ARK → ASK → VCEK (or ASVK → VLEK), no report. */
+function verifyCerts(ctx: CliContext, v: Values, args: string[]): number {
+  if (args.length !== 1) throw new UsageError(`${COMMAND} verify certs: expected CERTS_DIR`);
+  const dir = args[0];
+  const has = (name: string) => ['pem', 'der', 'crt', 'cer'].some((ext) => fs.existsSync(path.join(dir, `${name}.${ext}`)));
+  const vlek = !has('vcek') && has('vlek');
+  const input = vlek
+    ? { ark: certFromDir(dir, 'ark'), asvk: certFromDir(dir, has('asvk') ? 'asvk' : 'ask'), vlek: certFromDir(dir, 'vlek') }
+    : { ark: certFromDir(dir, 'ark'), ask: certFromDir(dir, 'ask'), vcek: certFromDir(dir, 'vcek') };
+  const result = verifySnpChain(input, { generation: generationOption(v), trustedArks: trustedArkFingerprints(v) });
+  if (ctx.json) {
+    const { endorsementCert, ...rest } = result;
+    ctx.out(toJson({ ...rest, endorsementSubject: endorsementCert?.commonName }));
+  } else {
+    ctx.out(`${result.ok ? '✅' : '❌'} SEV-SNP certificate chain (${result.generation ?? 'unknown generation'}, ${result.endorsement})`);
+    ctx.out(formatSnpLinks(result.links));
+  }
+  return result.ok ? 0 : 1;
 }
 
 function verifyReport(ctx: CliContext, v: Values, args: string[]): number {
@@ -264,6 +284,7 @@ export const snpCommand: Command = {
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--trust-ark FILE|SHA256] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
+    '       sev snp verify certs CERTS_DIR [--generation G] [--trust-ark FILE|SHA256] [--json]   (ARK → ASK → VCEK)',
     '         policy checks (either form): [--policy FILE.json] [--measurement HEX]... [--host-data HEX]',
     '         [--report-data HEX] [--family-id HEX] [--image-id HEX] [--chip-id HEX]... [--vmpl N]',
     '         [--minimum-guest-svn N] [--minimum-tcb bootloader=N,tee=N,snp=N,microcode=N | 0xTCB]',
@@ -335,11 +356,12 @@ export const snpCommand: Command = {
     const guest = snpGuest(ctx, values, positionals);
     if (guest) return guest;
     if (verb === 'verify' && noun === 'attestation') return verifyReport(ctx, values, rest);
+    if (verb === 'verify' && noun === 'certs') return verifyCerts(ctx, values, rest);
     if (verb === 'measure') return measure(ctx, values);
     if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
     if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
     if (verb === 'ok' && noun === undefined) return snpOk(ctx);
-    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation', 'measure', 'generate id-block', 'generate key-digest', 'fetch' or 'ok', got '${positionals.join(' ')}'`);
+    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation|certs', 'measure', 'generate id-block', 'generate key-digest', 'fetch' or 'ok', got '${positionals.join(' ')}'`);
   },
 };

@@ -69,6 +69,29 @@ describe('sev snp (CLI)', function () {
     }
   });
 
+  it('verify certs: AMD\'s Milan ARK → ASK → a real VCEK pass; a Genoa ASK in its place, or a flipped byte, fails', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-snp-verify-certs-'));
+    try {
+      fs.copyFileSync(path.join(SNP, 'amd', 'milan', 'ark.pem'), path.join(dir, 'ark.pem'));
+      fs.copyFileSync(path.join(SNP, 'amd', 'milan', 'ask.pem'), path.join(dir, 'ask.pem'));
+      fs.copyFileSync(path.join(SNP, 'milan', 'vcek.der'), path.join(dir, 'vcek.der'));
+      const good = sev(['snp', 'verify', 'certs', dir]);
+      assert.equal(good.status, 0, good.stdout + good.stderr);
+      assert.match(good.stdout, /✅ SEV-SNP certificate chain \(milan, VCEK\)\n✅ ARK ⟶ ARK\n✅ ARK ⟶ ASK\n✅ ASK ⟶ VCEK/);
+      const vcek = fs.readFileSync(path.join(SNP, 'milan', 'vcek.der'));
+      vcek[vcek.length - 10] ^= 1; // inside the signature
+      fs.writeFileSync(path.join(dir, 'vcek.der'), vcek);
+      const flipped = sev(['--json', 'snp', 'verify', 'certs', dir]);
+      assert.equal(flipped.status, 1, flipped.stdout + flipped.stderr);
+      const links = (JSON.parse(flipped.stdout) as { links: { subject: string; ok: boolean }[] }).links;
+      assert.deepEqual(links.map((l) => [l.subject, l.ok]), [['ARK', true], ['ASK', true], ['VCEK', false]]);
+      fs.copyFileSync(path.join(SNP, 'amd', 'genoa', 'ask.pem'), path.join(dir, 'ask.pem'));
+      assert.equal(sev(['snp', 'verify', 'certs', dir]).status, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('measure: sev-snp-measure\'s flags give its vectors\' digests (one case per mode)', () => {
     const vectors = JSON.parse(fs.readFileSync(path.join(SNP, 'vectors.json'), 'utf8')) as { measurement: MeasurementCase[] };
     const modes = new Set<string>();
