@@ -18,7 +18,7 @@ import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs'
 import { formatSnpLinks, parseCertChainPem, verifySnpChain } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
-import { formatPolicyResult, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
+import { formatPolicyResult, parsePolicyText, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
 import { formatReport, parseAttestationReport, reportToJSON, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
 import { formatAttestation, verifyAttestation } from '../snp/verify';
 import type { SnpVmmType } from '../snp/vmsa';
@@ -134,14 +134,14 @@ const POLICY_FLAGS: Record<string, string> = {
   vmpl: 'vmpl',
 };
 
-/** The policy of --policy FILE (JSON) and the policy flags, or undefined when none is given. */
+/** The policy of --policy FILE (JSON or YAML) and the policy flags, or undefined when none is given. */
 function policyOption(v: Values): ReportPolicy | undefined {
   const file = str(v, 'policy');
   let json: Record<string, unknown> = {};
   if (file !== undefined) {
     const text = readFileArg(COMMAND, '--policy', file).toString('utf8');
     parseReportPolicy(text); // the file alone first, so that its errors are about its own keys
-    json = JSON.parse(text) as Record<string, unknown>;
+    json = parsePolicyText(text) as Record<string, unknown>;
   }
   const flags = Object.keys(POLICY_FLAGS).filter((flag) => v[flag] !== undefined);
   for (const flag of flags) json[POLICY_FLAGS[flag]] = v[flag];
@@ -285,7 +285,7 @@ export const snpCommand: Command = {
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--trust-ark FILE|SHA256] [--json]',
     '       sev snp verify attestation REPORT --vcek FILE (--cert-chain FILE | --ask FILE --ark FILE)',
     '       sev snp verify certs CERTS_DIR [--generation G] [--trust-ark FILE|SHA256] [--json]   (ARK → ASK → VCEK)',
-    '         policy checks (either form): [--policy FILE.json] [--measurement HEX]... [--host-data HEX]',
+    '         policy checks (either form): [--policy FILE (JSON or YAML)] [--measurement HEX]... [--host-data HEX]',
     '         [--report-data HEX] [--family-id HEX] [--image-id HEX] [--chip-id HEX]... [--vmpl N]',
     '         [--minimum-guest-svn N] [--minimum-tcb bootloader=N,tee=N,snp=N,microcode=N | 0xTCB]',
     '         [--minimum-launch-tcb ...] [--min-build N] [--min-version MAJOR.MINOR]',

@@ -7,6 +7,8 @@
 // A policy is an object (camelCase keys, for the API) or a JSON file (the same keys in snake_case,
 // as go-sev-guest's check.proto spells them). Every key is optional: only what is given is
 // checked. An unknown key is an error naming it, so a typo cannot make a check silently absent.
+import { parseDocument, visit } from 'yaml';
+
 import { SevArgumentError } from '../errors';
 import { describe } from '../kvm/validate';
 import { parseIntOrHex } from '../owner/inputs';
@@ -301,15 +303,31 @@ function rulesToPolicy(rules: Rules): ReportPolicy {
  * SevArgumentError naming the key for unknown keys, bad hex, wrong lengths and out-of-range values.
  */
 export function parseReportPolicy(json: string | object): ReportPolicy {
-  let value: unknown = json;
-  if (typeof json === 'string') {
+  const value: unknown = typeof json === 'string' ? parsePolicyText(json) : json;
+  return rulesToPolicy(parseRules('snake', value, 'the policy'));
+}
+
+/**
+ * A policy document's text: JSON (an object, `{…}`), else YAML. YAML numbers are kept as the text
+ * they were written as, so a hex value of decimal digits (a measurement starting 0123…) stays hex
+ * and a 64-bit TCB loses no bits; every numeric key takes decimal or 0x text.
+ */
+export function parsePolicyText(text: string): unknown {
+  if (text.trimStart().startsWith('{')) {
     try {
-      value = JSON.parse(json);
+      return JSON.parse(text);
     } catch (e) {
       throw new SevArgumentError(CMD, `the policy is not JSON: ${(e as Error).message}`);
     }
   }
-  return rulesToPolicy(parseRules('snake', value, 'the policy'));
+  const doc = parseDocument(text, { schema: 'core', intAsBigInt: true });
+  if (doc.errors.length > 0) throw new SevArgumentError(CMD, `the policy is neither JSON nor YAML: ${doc.errors[0].message.split('\n')[0]}`);
+  visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value === 'number' || typeof node.value === 'bigint') node.value = node.source ?? String(node.value);
+    },
+  });
+  return doc.toJS();
 }
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');

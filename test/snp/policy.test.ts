@@ -279,6 +279,18 @@ describe('SNP report policy', () => {
     assert.throws(() => validateReport(report, { host_data: String(vector.host_data) } as unknown as ReportPolicy), argumentError(/unknown key 'host_data'/));
   });
 
+  it('a YAML policy reads as its JSON twin; YAML numbers keep their text (hex of decimal digits stays hex)', () => {
+    const json = parseReportPolicy(JSON.stringify({
+      measurement: ['0123'.repeat(24)], vmpl: 0, minimum_tcb: '0xd516000000000003', guest_policy: { debug: false }, minimum_version: '1.51',
+    }));
+    const yaml = parseReportPolicy([
+      'measurement:', `  - ${'0123'.repeat(24)}`, 'vmpl: 0', 'minimum_tcb: 0xd516000000000003', 'guest_policy:', '  debug: false', 'minimum_version: "1.51"', '',
+    ].join('\n'));
+    assert.deepEqual(yaml, json);
+    assert.throws(() => parseReportPolicy('measurement: [1,'), (e: unknown) => e instanceof SevArgumentError && /neither JSON nor YAML/.test(e.message));
+    assert.throws(() => parseReportPolicy('{ "vmpl": '), /the policy is not JSON/);
+  });
+
   it('policy files: unknown keys, bad hex, wrong lengths and bad values are errors naming the key', () => {
     const m = String(loaded[0].vector.measurement);
     const cases: Array<[unknown, RegExp]> = [
