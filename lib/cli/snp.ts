@@ -207,7 +207,9 @@ function parseU64(flag: string, text: string): bigint {
 function parseBytes(flag: string, text: string, size: number, base64 = false): Buffer {
   const hex = text.replace(/^0x/i, '');
   if (hex.length === size * 2 && /^[0-9a-f]+$/i.test(hex)) return Buffer.from(hex, 'hex');
-  const decoded = base64 ? decodeBase64Strict(text) : null;
+  // Text of hex digits only is hex of the wrong size, not base64 (64 hex digits, a SHA-256 digest,
+  // would otherwise decode as 48 bytes of base64).
+  const decoded = base64 && !/^(0x)?[0-9a-f]+$/i.test(text) ? decodeBase64Strict(text) : null;
   if (decoded?.length === size) return decoded;
   throw new SevArgumentError(COMMAND, `${flag} must be ${size} bytes as ${size * 2} hex digits${base64 ? ' or base64' : ''}, got '${text}'`);
 }
