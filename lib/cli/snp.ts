@@ -5,6 +5,8 @@
 //   sev snp verify attestation REPORT --vcek F (--cert-chain F | --ask F --ark F)
 //     … [--policy FILE] [--measurement HEX …]: go-sev-guest-style policy checks (lib/snp/policy)
 //   sev snp measure --mode snp --ovmf F --vcpus N --vcpu-type T [--kernel F --initrd F --append S] ...
+//     … [--explain EXPECTED]: the parts measured in order with their digests, and which variation
+//     of the options (vCPUs, type, VMM, INIT2 VMSA, features, command line) gives EXPECTED
 //   sev snp generate id-block --id-key F --auth-key F --measurement HEX [...] [--id-block-out F --id-auth-out F]
 //   sev snp generate key-digest KEY.pem
 //   sev snp report|certificates|key|display key …: the guest side (lib/cli/snp-guest.ts)
@@ -17,6 +19,7 @@ import { writeOutputFiles } from '../output-files';
 import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs';
 import { formatSnpLinks, parseCertChainPem, verifySnpChain } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
+import { explainLaunchDigest } from '../snp/explain';
 import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
 import { formatPolicyResult, parsePolicyText, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
 import { formatReport, parseAttestationReport, reportToJSON, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
@@ -24,6 +27,7 @@ import { formatAttestation, verifyAttestation } from '../snp/verify';
 import type { SnpVmmType } from '../snp/vmsa';
 import { toJson, UsageError, type CliContext } from './output';
 import type { Command } from './sev';
+import { explanationToJSON, formatExplanation } from './snp-explain';
 import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 import { GUEST_OPTIONS, GUEST_USAGE, snpGuest } from './snp-guest';
 import { snpOk } from './snp-ok';
@@ -178,6 +182,10 @@ function measure(ctx: CliContext, v: Values): number {
     return p === undefined ? undefined : readFileArg(COMMAND, `--${name}`, p);
   };
   const features = str(v, 'guest-features');
+  const vmsaInit = str(v, 'vmsa-init');
+  if (vmsaInit !== undefined && vmsaInit !== 'init2' && vmsaInit !== 'legacy') throw new UsageError(`${COMMAND} measure: --vmsa-init must be init2 or legacy`);
+  const format = str(v, 'output-format') ?? 'hex';
+  if (format !== 'hex' && format !== 'base64') throw new UsageError(`${COMMAND} measure: --output-format must be hex or base64`);
   const options: LaunchDigestOptions = {
     mode: mode as MeasurementMode,
     ovmf: readFileArg(COMMAND, '--ovmf', ovmf),
@@ -193,13 +201,20 @@ function measure(ctx: CliContext, v: Values): number {
     guestFeatures: features === undefined ? undefined : parseU64('--guest-features', features),
     ovmfHash: str(v, 'snp-ovmf-hash'),
     vmmType: vmm as SnpVmmType | undefined,
+    x87Init: vmsaInit === undefined ? undefined : vmsaInit === 'init2',
     svsm: file('svsm'),
     varsSize: int('vars-size'),
     varsFile: str(v, 'vars-file'),
   };
+  const expected = str(v, 'explain');
+  if (expected !== undefined) {
+    const size = mode === 'sev' || mode === 'seves' ? 32 : 48;
+    const explanation = explainLaunchDigest(options, parseBytes('--explain', expected, size, true));
+    const measurement = explanation.trace.digest.toString(format);
+    ctx.out(ctx.json ? toJson(explanationToJSON(explanation, measurement)) : formatExplanation(explanation));
+    return explanation.match ? 0 : 1;
+  }
   const digest = calcLaunchDigest(options);
-  const format = str(v, 'output-format') ?? 'hex';
-  if (format !== 'hex' && format !== 'base64') throw new UsageError(`${COMMAND} measure: --output-format must be hex or base64`);
   const text = digest.toString(format);
   ctx.out(ctx.json ? toJson({ mode, measurement: digest.toString('hex') }) : text);
   return 0;
@@ -217,7 +232,9 @@ function parseU64(flag: string, text: string): bigint {
 function parseBytes(flag: string, text: string, size: number, base64 = false): Buffer {
   const hex = text.replace(/^0x/i, '');
   if (hex.length === size * 2 && /^[0-9a-f]+$/i.test(hex)) return Buffer.from(hex, 'hex');
-  const decoded = base64 ? decodeBase64Strict(text) : null;
+  // Text of hex digits only is hex of the wrong size, not base64 (64 hex digits, a SHA-256 digest,
+  // would otherwise decode as 48 bytes of base64).
+  const decoded = base64 && !/^(0x)?[0-9a-f]+$/i.test(text) ? decodeBase64Strict(text) : null;
   if (decoded?.length === size) return decoded;
   throw new SevArgumentError(COMMAND, `${flag} must be ${size} bytes as ${size * 2} hex digits${base64 ? ' or base64' : ''}, got '${text}'`);
 }
@@ -292,8 +309,10 @@ export const snpCommand: Command = {
     '       sev snp measure --ovmf FILE [--mode snp|snp-svsm|seves|sev] [--vcpus N]',
     '                       [--vcpu-type T | --vcpu-sig N | --vcpu-family N --vcpu-model N --vcpu-stepping N]',
     '                       [--kernel FILE --initrd FILE --append CMDLINE] [--guest-features N]',
-    '                       [--vmm-type qemu|ec2|krun|gce] [--snp-ovmf-hash HEX]',
+    '                       [--vmm-type qemu|ec2|krun|gce] [--vmsa-init init2|legacy] [--snp-ovmf-hash HEX]',
     '                       [--svsm FILE (--vars-size N | --vars-file FILE)] [--output-format hex|base64]',
+    '                       [--explain EXPECTED_HEX|BASE64]   (on a mismatch: what was measured, in order,',
+    '                        and which variation of these options gives EXPECTED; exit 1 when it differs)',
     '       sev snp generate id-block --id-key PEM --auth-key PEM --measurement HEX|BASE64',
     '                       [--family-id HEX] [--image-id HEX] [--svn N] [--guest-policy N (default 0x30000)]',
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
@@ -338,6 +357,8 @@ export const snpCommand: Command = {
     append: { type: 'string' },
     'guest-features': { type: 'string' },
     'vmm-type': { type: 'string' },
+    'vmsa-init': { type: 'string' },
+    explain: { type: 'string' },
     'snp-ovmf-hash': { type: 'string' },
     svsm: { type: 'string' },
     'vars-size': { type: 'string' },

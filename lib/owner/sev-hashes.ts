@@ -22,6 +22,11 @@ export interface KernelBootInputs {
    * a lone NUL when none is given.
    */
   cmdline?: string;
+  /**
+   * Hash the command line with its terminating NUL (default true, as QEMU does). False gives
+   * the digest of a VMM or tool that hashes the bare string (used to explain a mismatch).
+   */
+  cmdlineNul?: boolean;
 }
 
 /** Size of the padded table QEMU measures: 168 bytes of table + 8 of padding. */
@@ -31,7 +36,8 @@ const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 
 /** Builds the padded SEV hashes table QEMU writes and measures. */
 export function buildSevHashesTable(inputs: KernelBootInputs): Buffer {
-  const cmdline = Buffer.concat([Buffer.from(inputs.cmdline ?? '', 'utf8'), Buffer.of(0)]);
+  const text = Buffer.from(inputs.cmdline ?? '', 'utf8');
+  const cmdline = inputs.cmdlineNul === false ? text : Buffer.concat([text, Buffer.of(0)]);
   return encodeGuidTable(
     KNOWN_GUIDS.sevHashTable,
     [

@@ -7,6 +7,7 @@ export * from './verify';
 export * from './crl';
 export * from './kds';
 export * from './measurement';
+export * from './explain';
 export * from './id-block';
 export * from './policy';
 export * from './cert-table';

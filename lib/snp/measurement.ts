@@ -12,14 +12,15 @@
 //   SVSM_CAA          zero pages
 //   SNP_KERNEL_HASHES the page with the SEV hashes table at the offset OVMF's hashes-table GPA
 //                     has within its page (measured direct boot), else zero pages
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
-import { launchDigestOf, MAX_VCPUS } from '../owner/launch-digest';
+import { MAX_VCPUS, measuredData } from '../owner/launch-digest';
 import { OvmfImage } from '../owner/ovmf';
 import { buildSevHashesTable, checkSevHashesSupport, type KernelBootInputs } from '../owner/sev-hashes';
 import { cpuidSignature, cpuTypeSignature } from '../owner/vmsa-builder';
-import { Gctx, LAUNCH_DIGEST_SIZE, PAGE_SIZE } from './gctx';
+import { Gctx, LAUNCH_DIGEST_SIZE, PAGE_SIZE, type GctxStep, type PageType } from './gctx';
 import { snpVmsaPages, svsmEntry, svsmVmsaPages, type SnpVmmType } from './vmsa';
 
 export type MeasurementMode = 'sev' | 'seves' | 'snp' | 'snp-svsm';
@@ -43,6 +44,8 @@ export interface LaunchDigestOptions {
   kernel?: Uint8Array;
   initrd?: Uint8Array;
   append?: string;
+  /** Hash the command line with its terminating NUL, as QEMU does (default true). */
+  appendNul?: boolean;
   /** SNP SEV_FEATURES of the VMSAs (default 0x1, SNP active). */
   guestFeatures?: bigint | number;
   /** A precomputed OVMF hash (48 bytes or 96 hex digits): the chain starts from it (snp only). */
@@ -62,30 +65,99 @@ export interface LaunchDigestOptions {
 
 const toOvmf = (image: Uint8Array | OvmfImage) => (image instanceof OvmfImage ? image : OvmfImage.parse(image));
 
+/** One thing the launch measured, in order: an image, a metadata section, a table, a VMSA. */
+export interface MeasuredPart {
+  /** 'OVMF', 'OVMF hash', 'SVSM', a metadata section type ('SNP_SEC_MEMORY' ...), 'SEV hashes table', 'VMSA'. */
+  what: string;
+  /** Which one or why: 'vCPU 0 (BSP)', 'kernel hashes page', 'zero pages (no kernel)' ... */
+  detail?: string;
+  /** SNP: the SNP_LAUNCH_UPDATE page type of its pages. */
+  pageType?: PageType;
+  /** SNP: the GPA of its first page (VMSA pages: VMSA_GPA). */
+  gpa?: number;
+  /** Bytes measured (SNP: pages × 4096). */
+  size: number;
+  /** SEV/SEV-ES: SHA-256 of this part's bytes. (SNP: see each page's `contents`.) */
+  sha256?: Buffer;
+  /** SNP: every page's PAGE_INFO step (contents digest and the launch digest after it). */
+  pages?: GctxStep[];
+  /** The launch digest after this part (SEV/SEV-ES: SHA-256 of everything measured so far). */
+  digest: Buffer;
+}
+
+/** How a launch digest came about: its parts in the order they were measured. */
+export interface LaunchDigestTrace {
+  mode: MeasurementMode;
+  /** sha256 (SEV, SEV-ES: one hash over the concatenated parts) or sha384 (SNP: the GCTX chain). */
+  algorithm: 'sha256' | 'sha384';
+  digest: Buffer;
+  parts: MeasuredPart[];
+}
+
 /**
  * The launch digest: 32 bytes (SHA-256) for sev/seves, 48 (SHA-384 GCTX) for snp/snp-svsm.
  * Throws SevArgumentError for missing or inconsistent inputs.
  */
 export function calcLaunchDigest(o: LaunchDigestOptions): Buffer {
+  return measure(o, undefined);
+}
+
+/** calcLaunchDigest, recording every measured part with its digests (the same computation). */
+export function traceLaunchDigest(o: LaunchDigestOptions): LaunchDigestTrace {
+  const parts: MeasuredPart[] = [];
+  const digest = measure(o, parts);
+  return { mode: o.mode, algorithm: o.mode === 'sev' || o.mode === 'seves' ? 'sha256' : 'sha384', digest, parts };
+}
+
+function measure(o: LaunchDigestOptions, parts: MeasuredPart[] | undefined): Buffer {
   if (o.ovmfHash !== undefined && o.mode !== 'snp') throw new SevArgumentError('measurement', 'a precomputed OVMF hash only works with mode snp');
   const ovmf = toOvmf(o.ovmf);
   switch (o.mode) {
     case 'sev':
-      return launchDigestOf({ firmware: ovmf, kernelBoot: kernelBoot(o) });
+      return sevDigest(ovmf, kernelBoot(o), undefined, parts);
     case 'seves': {
       const boot = kernelBoot(o);
       if (boot) checkSevHashesSupport(ovmf); // before the vCPU inputs, as sev-snp-measure reports it
       const pages = snpVmsaPages({ vcpus: vcpuCount(o), vmm: o.vmmType ?? 'qemu', signature: vcpuSignature(o), sevFeatures: 0, firmware: ovmf, ec2Rdx: o.ec2Rdx, x87Init: o.x87Init });
-      // launchDigestOf measures vCPU 0's page, then `count - 1` copies of the AP page.
-      return launchDigestOf({ firmware: ovmf, kernelBoot: boot, vcpus: { count: pages.length, bsp: pages[0], ap: pages[pages.length - 1] } });
+      return sevDigest(ovmf, boot, pages, parts);
     }
     case 'snp':
-      return snpLaunchDigest(o, ovmf);
+      return snpLaunchDigest(o, ovmf, parts);
     case 'snp-svsm':
-      return svsmLaunchDigest(o, ovmf);
+      return svsmLaunchDigest(o, ovmf, parts);
     default:
       throw new SevArgumentError('measurement', `unknown mode '${(o as { mode: unknown }).mode}' (sev, seves, snp, snp-svsm)`);
   }
+}
+
+/**
+ * SEV / SEV-ES: SHA-256 over what lib/owner's launch digest measures (OVMF, the hashes table,
+ * vCPU 0's VMSA, then `count - 1` copies of the AP page), part by part when tracing.
+ */
+function sevDigest(ovmf: OvmfImage, boot: KernelBootInputs | undefined, vmsas: Buffer[] | undefined, parts: MeasuredPart[] | undefined): Buffer {
+  const chunks = measuredData({ firmware: ovmf, kernelBoot: boot, vcpus: vmsas && { count: vmsas.length, bsp: vmsas[0], ap: vmsas[vmsas.length - 1] } });
+  const h = createHash('sha256');
+  chunks.forEach((chunk, i) => {
+    h.update(chunk);
+    if (!parts) return;
+    const vcpu = i - (boot ? 2 : 1);
+    const what = i === 0 ? 'OVMF' : vcpu < 0 ? 'SEV hashes table' : 'VMSA';
+    const detail = i === 0 ? undefined : vcpu < 0 ? 'kernel, initrd and command line hashes (padded)' : vcpuName(vcpu);
+    parts.push({ what, detail, size: chunk.length, sha256: createHash('sha256').update(chunk).digest(), digest: h.copy().digest() });
+  });
+  return h.digest();
+}
+
+const vcpuName = (i: number) => `vCPU ${i}${i === 0 ? ' (BSP)' : ''}`;
+
+/** Runs `update` on the GCTX and, when tracing, records its pages as one part. */
+function part(gctx: Gctx, parts: MeasuredPart[] | undefined, what: string, detail: string | undefined, update: () => void): void {
+  const start = gctx.steps?.length ?? 0;
+  update();
+  if (!parts || !gctx.steps) return;
+  const pages = gctx.steps.slice(start);
+  if (pages.length === 0) return;
+  parts.push({ what, detail, pageType: pages[0].type, gpa: pages[0].gpa, size: pages.length * PAGE_SIZE, pages, digest: gctx.digest() });
 }
 
 /** The SNP OVMF hash: the GCTX digest after OVMF's pages alone (`--snp-ovmf-hash` input). */
@@ -96,21 +168,23 @@ export function calcSnpOvmfHash(ovmf: Uint8Array | OvmfImage): Buffer {
   return gctx.digest();
 }
 
-function snpLaunchDigest(o: LaunchDigestOptions, ovmf: OvmfImage): Buffer {
+function snpLaunchDigest(o: LaunchDigestOptions, ovmf: OvmfImage, parts: MeasuredPart[] | undefined): Buffer {
   const vmm = o.vmmType ?? 'qemu';
-  const gctx = new Gctx(o.ovmfHash === undefined ? undefined : ovmfHashBytes(o.ovmfHash));
-  if (o.ovmfHash === undefined) gctx.updateNormalPages(ovmf.gpa(), ovmf.data);
+  const seed = o.ovmfHash === undefined ? undefined : ovmfHashBytes(o.ovmfHash);
+  const gctx = new Gctx(seed, { record: parts !== undefined });
+  if (seed) parts?.push({ what: 'OVMF hash', detail: 'precomputed: the chain starts from it', size: 0, digest: gctx.digest() });
+  else part(gctx, parts, 'OVMF', 'firmware image', () => gctx.updateNormalPages(ovmf.gpa(), ovmf.data));
   const boot = kernelBoot(o);
   if (boot && !ovmf.hasSevMetadataSection('snpKernelHashes')) {
     throw new SevArgumentError('measurement', "a kernel was given but the OVMF metadata doesn't include an SNP_KERNEL_HASHES section (measured direct boot needs an AmdSev build)");
   }
-  updateMetadataPages(gctx, ovmf, vmm, boot);
+  updateMetadataPages(gctx, ovmf, vmm, boot, parts);
   const pages = snpVmsaPages({ vcpus: vcpuCount(o), vmm, signature: vcpuSignature(o), sevFeatures: o.guestFeatures ?? 1, firmware: ovmf, ec2Rdx: o.ec2Rdx, x87Init: o.x87Init });
-  for (const page of pages) gctx.updateVmsaPage(page);
+  pages.forEach((page, i) => part(gctx, parts, 'VMSA', vcpuName(i), () => gctx.updateVmsaPage(page)));
   return gctx.digest();
 }
 
-function svsmLaunchDigest(o: LaunchDigestOptions, ovmf: OvmfImage): Buffer {
+function svsmLaunchDigest(o: LaunchDigestOptions, ovmf: OvmfImage, parts: MeasuredPart[] | undefined): Buffer {
   if ((o.vmmType ?? 'qemu') !== 'qemu') throw new SevArgumentError('measurement', 'SVSM mode is only implemented for QEMU');
   if (!o.svsm) throw new SevArgumentError('measurement', 'mode snp-svsm needs the SVSM image');
   if (o.kernel) throw new SevArgumentError('measurement', 'mode snp-svsm does not measure a kernel');
@@ -118,37 +192,47 @@ function svsmLaunchDigest(o: LaunchDigestOptions, ovmf: OvmfImage): Buffer {
   // QEMU maps the SVSM right below OVMF's variable store, which sits right below OVMF's code.
   const svsmGpa = svsm.gpa(ovmf.gpa() - varsSize(o));
   const signature = vcpuSignature(o);
-  const gctx = new Gctx();
-  gctx.updateNormalPages(ovmf.gpa(), ovmf.data);
-  gctx.updateNormalPages(svsmGpa, svsm.data);
-  updateMetadataPages(gctx, svsm, 'qemu', undefined);
-  for (const page of svsmVmsaPages(vcpuCount(o), svsmEntry(svsm, svsmGpa), signature!)) gctx.updateVmsaPage(page);
+  const gctx = new Gctx(undefined, { record: parts !== undefined });
+  part(gctx, parts, 'OVMF', 'firmware image', () => gctx.updateNormalPages(ovmf.gpa(), ovmf.data));
+  part(gctx, parts, 'SVSM', 'COCONUT-SVSM image', () => gctx.updateNormalPages(svsmGpa, svsm.data));
+  updateMetadataPages(gctx, svsm, 'qemu', undefined, parts);
+  svsmVmsaPages(vcpuCount(o), svsmEntry(svsm, svsmGpa), signature!).forEach((page, i) => part(gctx, parts, 'VMSA', `${vcpuName(i)}, SVSM entry`, () => gctx.updateVmsaPage(page)));
   return gctx.digest();
 }
 
-function updateMetadataPages(gctx: Gctx, image: OvmfImage, vmm: SnpVmmType, boot: KernelBootInputs | undefined): void {
+/** The OVMF metadata section types by their edk2 names. */
+const SECTION_NAMES: Record<string, string> = {
+  snpSecMemory: 'SNP_SEC_MEMORY',
+  snpSecrets: 'SNP_SECRETS',
+  cpuid: 'CPUID',
+  svsmCaa: 'SVSM_CAA',
+  snpKernelHashes: 'SNP_KERNEL_HASHES',
+};
+
+function updateMetadataPages(gctx: Gctx, image: OvmfImage, vmm: SnpVmmType, boot: KernelBootInputs | undefined, parts: MeasuredPart[] | undefined): void {
   for (const s of image.sevMetadata) {
+    const name = SECTION_NAMES[s.type];
     switch (s.type) {
       case 'snpSecMemory':
-        gctx.updateEmptyPages(vmm === 'gce' ? 'unmeasured' : 'zero', s.gpa, s.size);
+        part(gctx, parts, name, vmm === 'gce' ? 'unmeasured pages (GCE)' : 'zero pages', () => gctx.updateEmptyPages(vmm === 'gce' ? 'unmeasured' : 'zero', s.gpa, s.size));
         break;
       case 'snpSecrets':
-        gctx.updateEmptyPages('secrets', s.gpa);
+        part(gctx, parts, name, 'secrets page', () => gctx.updateEmptyPages('secrets', s.gpa));
         break;
       case 'cpuid':
-        if (vmm !== 'ec2') gctx.updateEmptyPages('cpuid', s.gpa);
+        if (vmm !== 'ec2') part(gctx, parts, name, 'CPUID page', () => gctx.updateEmptyPages('cpuid', s.gpa));
         break;
       case 'svsmCaa':
-        gctx.updateEmptyPages('zero', s.gpa, s.size);
+        part(gctx, parts, name, 'zero pages', () => gctx.updateEmptyPages('zero', s.gpa, s.size));
         break;
       case 'snpKernelHashes':
-        if (boot) gctx.updateNormalPages(s.gpa, hashesPage(image, s.size, boot));
-        else gctx.updateEmptyPages('zero', s.gpa, s.size);
+        if (boot) part(gctx, parts, name, 'kernel, initrd and command line hashes page', () => gctx.updateNormalPages(s.gpa, hashesPage(image, s.size, boot)));
+        else part(gctx, parts, name, 'zero pages (no kernel given)', () => gctx.updateEmptyPages('zero', s.gpa, s.size));
         break;
     }
   }
   if (vmm === 'ec2') {
-    for (const s of image.sevMetadata) if (s.type === 'cpuid') gctx.updateEmptyPages('cpuid', s.gpa);
+    for (const s of image.sevMetadata) if (s.type === 'cpuid') part(gctx, parts, 'CPUID', 'CPUID page (EC2 measures it last)', () => gctx.updateEmptyPages('cpuid', s.gpa));
   }
 }
 
@@ -170,7 +254,7 @@ function kernelBoot(o: LaunchDigestOptions): KernelBootInputs | undefined {
     if (o.initrd !== undefined || o.append !== undefined) throw new SevArgumentError('measurement', 'an initrd or a command line needs a kernel');
     return undefined;
   }
-  return { kernel: o.kernel, initrd: o.initrd, cmdline: o.append };
+  return { kernel: o.kernel, initrd: o.initrd, cmdline: o.append, cmdlineNul: o.appendNul };
 }
 
 function vcpuCount(o: LaunchDigestOptions): number {

@@ -22,7 +22,7 @@ export interface SnpVmsaOptions {
   signature?: number;
   /** SEV_FEATURES; 0 for SEV-ES. */
   sevFeatures: bigint | number;
-  /** Supplies the APs' reset address (needed only for more than one vCPU). */
+  /** Supplies the APs' reset address (required, except for KRUN, even for one vCPU). */
   firmware: OvmfImage;
   /** RDX of EC2 vCPUs (default 0x600). */
   ec2Rdx?: number;
@@ -34,6 +34,10 @@ const KRUN_CS_ATTRIB = 0x9a;
 
 /** One page per vCPU: vCPU 0 starts at the reset vector, the APs at OVMF's reset address. */
 export function snpVmsaPages(o: SnpVmsaOptions): Buffer[] {
+  // QEMU refuses an SEV-ES/SNP firmware without the reset block whatever the vCPU count
+  // ("failed to locate and/or save reset vector"), and so does sev-snp-measure; libkrun starts
+  // its APs itself.
+  if (o.vmm !== 'krun') o.firmware.sevEsResetAddress();
   const x87Init = o.x87Init ?? o.vmm === 'qemu';
   // libkrun's SNP state in virtee/sev is EC2's with RDX 0 and CS always 0x9A.
   const userspace = o.vmm === 'krun' ? 'ec2' : o.vmm;

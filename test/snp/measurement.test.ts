@@ -14,6 +14,7 @@ import { Gctx, VMSA_GPA } from '../../lib/snp/gctx';
 import { calcLaunchDigest, calcSnpOvmfHash, type LaunchDigestOptions, type MeasurementMode } from '../../lib/snp/measurement';
 import { snpVmsaPages } from '../../lib/snp/vmsa';
 import { fixturesDir } from '../helpers/env';
+import { syntheticOvmf } from '../owner/synthetic-ovmf';
 
 interface VectorArgs {
   mode: MeasurementMode;
@@ -237,6 +238,20 @@ describe('snp: bad measurement input', () => {
     for (const [o, re] of cases) {
       assert.throws(() => calcLaunchDigest({ mode: 'snp', ovmf: ovmf(), vcpus: 1, vcpuType: 'EPYC-v4', ...o }), (e: unknown) => e instanceof SevArgumentError && re.test(e.message), re.source);
     }
+  });
+
+  it('SEV-ES and SNP need the SEV-ES reset block even for one vCPU, as QEMU and sev-snp-measure do (differential finding)', () => {
+    // QEMU exits ("failed to locate and/or save reset vector") for an SEV-ES/SNP firmware without
+    // it; sev-snp-measure refuses it whatever the vCPU count. We used to measure one vCPU anyway.
+    const noReset = syntheticOvmf({ size: 8192 });
+    for (const mode of ['seves', 'snp'] as const) {
+      for (const vmmType of ['qemu', 'ec2', 'gce'] as const) {
+        assert.throws(() => calcLaunchDigest({ mode, ovmf: noReset, vcpus: 1, vcpuType: 'EPYC-v4', vmmType }), (e: unknown) => e instanceof SevArgumentError && /reset block/.test(e.message), `${mode} ${vmmType}`);
+      }
+    }
+    // libkrun's boot vCPU does not come from OVMF's reset block.
+    assert.equal(calcLaunchDigest({ mode: 'snp', ovmf: noReset, vcpus: 1, vmmType: 'krun' }).length, 48);
+    assert.equal(calcLaunchDigest({ mode: 'seves', ovmf: syntheticOvmf({ size: 8192, resetAddress: 0x80b004 }), vcpus: 1, vcpuType: 'EPYC-v4' }).length, 32);
   });
 
   it('corrupt OVMF SEV metadata is an argument error', () => {
