@@ -20,7 +20,7 @@ import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs'
 import { formatSnpLinks, parseCertChainPem, verifySnpChain } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { explainLaunchDigest } from '../snp/explain';
-import { calcLaunchDigest, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
+import { calcLaunchDigest, calcSnpOvmfHash, type LaunchDigestOptions, type MeasurementMode } from '../snp/measurement';
 import { formatPolicyResult, parsePolicyText, parseReportPolicy, validateReport, type PolicyResult, type ReportPolicy } from '../snp/policy';
 import { formatReport, parseAttestationReport, reportToJSON, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
 import { formatAttestation, verifyAttestation } from '../snp/verify';
@@ -165,6 +165,17 @@ function checkPolicy(reportBytes: Buffer, generation: SnpGeneration | undefined,
 
 const MODES: MeasurementMode[] = ['sev', 'seves', 'snp', 'snp-svsm'];
 const VMM_TYPES: SnpVmmType[] = ['qemu', 'ec2', 'krun', 'gce'];
+
+/** `generate ovmf-hash --ovmf F`: the SNP launch digest after OVMF's pages, what --snp-ovmf-hash takes. */
+function generateOvmfHash(ctx: CliContext, v: Values): number {
+  const ovmf = str(v, 'ovmf');
+  if (!ovmf) throw new UsageError(`${COMMAND} generate ovmf-hash: --ovmf is required`);
+  const format = str(v, 'output-format') ?? 'hex';
+  if (format !== 'hex' && format !== 'base64') throw new UsageError(`${COMMAND} generate ovmf-hash: --output-format must be hex or base64`);
+  const hash = calcSnpOvmfHash(readFileArg(COMMAND, '--ovmf', ovmf)).toString(format);
+  ctx.out(ctx.json ? toJson({ ovmf_hash: hash }) : hash);
+  return 0;
+}
 
 function measure(ctx: CliContext, v: Values): number {
   const mode = str(v, 'mode') ?? 'snp';
@@ -311,6 +322,8 @@ export const snpCommand: Command = {
     '                       [--kernel FILE --initrd FILE --append CMDLINE] [--guest-features N]',
     '                       [--vmm-type qemu|ec2|krun|gce] [--vmsa-init init2|legacy] [--snp-ovmf-hash HEX]',
     '                       [--svsm FILE (--vars-size N | --vars-file FILE)] [--output-format hex|base64]',
+    '                       (also spelled `sev snp generate measurement`, as snpguest does)',
+    '       sev snp generate ovmf-hash --ovmf FILE [--output-format hex|base64]   (for --snp-ovmf-hash)',
     '                       [--explain EXPECTED_HEX|BASE64]   (on a mismatch: what was measured, in order,',
     '                        and which variation of these options gives EXPECTED; exit 1 when it differs)',
     '       sev snp generate id-block --id-key PEM --auth-key PEM --measurement HEX|BASE64',
@@ -378,7 +391,9 @@ export const snpCommand: Command = {
     if (guest) return guest;
     if (verb === 'verify' && noun === 'attestation') return verifyReport(ctx, values, rest);
     if (verb === 'verify' && noun === 'certs') return verifyCerts(ctx, values, rest);
-    if (verb === 'measure') return measure(ctx, values);
+    // snpguest spells these `generate measurement` (same flags) and `generate ovmf-hash`.
+    if (verb === 'measure' || (verb === 'generate' && noun === 'measurement')) return measure(ctx, values);
+    if (verb === 'generate' && noun === 'ovmf-hash') return generateOvmfHash(ctx, values);
     if (verb === 'generate' && noun === 'id-block') return generateIdBlock(ctx, values, rest);
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
     if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);

@@ -92,6 +92,21 @@ describe('sev snp (CLI)', function () {
     }
   });
 
+  it('generate ovmf-hash gives the OVMF-hash vectors; generate measurement is measure', () => {
+    const vectors = JSON.parse(fs.readFileSync(path.join(SNP, 'vectors.json'), 'utf8')) as { snp_ovmf_hash: { ovmf: string; expected: string }[] };
+    for (const v of vectors.snp_ovmf_hash) {
+      const r = sev(['snp', 'generate', 'ovmf-hash', '--ovmf', path.join(MEASUREMENT, v.ovmf)]);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(r.stdout.trim(), v.expected);
+    }
+    const ovmf = path.join(MEASUREMENT, vectors.snp_ovmf_hash[0].ovmf);
+    const args = ['--ovmf', ovmf, '--vcpus', '2', '--vcpu-type', 'EPYC-Milan'];
+    const a = sev(['snp', 'generate', 'measurement', ...args]);
+    const b = sev(['snp', 'measure', ...args, '--snp-ovmf-hash', vectors.snp_ovmf_hash[0].expected]);
+    assert.equal(a.status, 0, a.stderr);
+    assert.equal(a.stdout, b.stdout);
+  });
+
   it('measure: sev-snp-measure\'s flags give its vectors\' digests (one case per mode)', () => {
     const vectors = JSON.parse(fs.readFileSync(path.join(SNP, 'vectors.json'), 'utf8')) as { measurement: MeasurementCase[] };
     const modes = new Set<string>();
