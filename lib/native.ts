@@ -52,6 +52,7 @@ export interface NativeSevDevice {
   snpPlatformStatus<A extends boolean>(async: A): Maybe<NativeSnpStatus, A>;
   snpCommit<A extends boolean>(async: A): Maybe<NativeOutcome, A>;
   snpSetConfig<A extends boolean>(reportedTcb: bigint, flags: number, async: A): Maybe<NativeOutcome, A>;
+  snpVlekLoad<A extends boolean>(hashstick: Uint8Array, async: A): Maybe<NativeOutcome, A>;
   /** Conformance tests only: raw SEV_ISSUE_CMD with buffer addresses patched into payload. */
   issueRaw<A extends boolean>(
     cmd: number,

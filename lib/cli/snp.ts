@@ -30,6 +30,7 @@ import type { Command } from './sev';
 import { explanationToJSON, formatExplanation } from './snp-explain';
 import { FETCH_OPTIONS, FETCH_USAGE, snpFetch } from './snp-fetch';
 import { GUEST_OPTIONS, GUEST_USAGE, snpGuest } from './snp-guest';
+import { snpCertTable, snpCommit, snpConfig, snpShow, snpVlekLoad } from './snp-host';
 import { snpOk } from './snp-ok';
 import { trustedArkFingerprints } from './trust';
 
@@ -331,6 +332,13 @@ export const snpCommand: Command = {
     '                       [--id-block-out FILE --id-auth-out FILE]   (base64, as QEMU takes them)',
     '       sev snp generate key-digest PEM',
     '       sev snp ok     (inside a guest: SEV/SEV-ES/SNP active per SEV_STATUS, /dev/sev-guest, configfs-tsm)',
+    '     on the host (snphost\'s verbs; its `ok` is `sev ok snp`):',
+    '       sev snp show guests|identifier|tcb|vcek-url|version [--generation G]',
+    '       sev snp commit',
+    '       sev snp config set BOOTLOADER TEE SNP-FW MICROCODE MASK-CHIP [FMC]   (reported TCB; MASK-CHIP bit 0 chip id, bit 1 chip key)',
+    '       sev snp config reset',
+    '       sev snp vlek-load HASHSTICK-FILE',
+    '       sev snp cert-table import DIR CERT-FILE | export pem|der CERT-FILE DIR   (the GHCB certificate table a VMM gives guests)',
     ...FETCH_USAGE,
     ...GUEST_USAGE,
   ].join('\n'),
@@ -398,6 +406,13 @@ export const snpCommand: Command = {
     if (verb === 'generate' && noun === 'key-digest') return generateKeyDigest(ctx, rest);
     if (verb === 'fetch') return snpFetch(ctx, values, noun, rest);
     if (verb === 'ok' && noun === undefined) return snpOk(ctx);
-    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation|certs', 'measure', 'generate id-block', 'generate key-digest', 'fetch' or 'ok', got '${positionals.join(' ')}'`);
+    // The platform side (snphost's verbs).
+    if (verb === 'show') return snpShow(ctx, values, noun);
+    if (verb === 'commit' && noun === undefined) return snpCommit(ctx);
+    if (verb === 'config') return snpConfig(ctx, values, noun, rest);
+    if (verb === 'vlek-load') return snpVlekLoad(ctx, positionals.slice(1));
+    if (verb === 'vlek' && noun === 'load') return snpVlekLoad(ctx, rest);
+    if (verb === 'cert-table') return snpCertTable(ctx, noun, rest);
+    throw new UsageError(`${COMMAND}: expected 'report', 'certificates', 'key', 'display report|key', 'verify attestation|certs', 'measure', 'generate id-block', 'generate key-digest|measurement|ovmf-hash', 'fetch', 'ok', 'show', 'commit', 'config', 'vlek-load' or 'cert-table', got '${positionals.join(' ')}'`);
   },
 };

@@ -18,6 +18,8 @@ import {
 import { SEV_CERT_SIZE } from '../certs/sev-cert';
 /** The largest blob the kernel bounces for the platform (SEV_FW_BLOB_MAX_SIZE). */
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
+/** struct sev_user_data_snp_wrapped_vlek_hashstick: what SNP_VLEK_LOAD takes. */
+export const VLEK_HASHSTICK_SIZE = 432;
 const { EIO, EINVAL, ENOENT, EACCES, EPERM } = osConstants.errno;
 
 export const DEFAULT_SEV_DEVICE = '/dev/sev';
@@ -312,6 +314,24 @@ export class SevPlatform {
     const flags = (config.maskChipId ? 1 : 0) | (config.maskChipKey ? 2 : 0);
     const dev = this.device('SNP_SET_CONFIG');
     check('SNP_SET_CONFIG', yield* call((a) => dev.snpSetConfig(config.reportedTcb, flags, a)));
+  }
+
+  /**
+   * SNP_VLEK_LOAD: load a VLEK from the wrapped hashstick AMD's KDS issued for this platform (432
+   * bytes; only the firmware can unwrap it). Needs SNP initialized (ENODEV otherwise, as 7.2).
+   */
+  snpVlekLoad(hashstick: Uint8Array): Promise<void> {
+    return this.run(() => this.snpVlekLoadFlow(hashstick));
+  }
+  snpVlekLoadSync(hashstick: Uint8Array): void {
+    runSync(this.snpVlekLoadFlow(hashstick));
+  }
+  private *snpVlekLoadFlow(hashstick: Uint8Array): Flow<void> {
+    if (!(hashstick instanceof Uint8Array) || hashstick.length !== VLEK_HASHSTICK_SIZE) {
+      throw new SevArgumentError('SNP_VLEK_LOAD', `a wrapped VLEK hashstick is ${VLEK_HASHSTICK_SIZE} bytes, got ${hashstick instanceof Uint8Array ? hashstick.length : typeof hashstick}`);
+    }
+    const dev = this.device('SNP_VLEK_LOAD');
+    check('SNP_VLEK_LOAD', yield* call((a) => dev.snpVlekLoad(hashstick, a)));
   }
 
   /** @internal Raw SEV_ISSUE_CMD for conformance tests; see NativeSevDevice.issueRaw. */

@@ -38,6 +38,7 @@ void SevDevice::Register(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&SevDevice::SnpPlatformStatus>("snpPlatformStatus"),
           InstanceMethod<&SevDevice::SnpCommit>("snpCommit"),
           InstanceMethod<&SevDevice::SnpSetConfig>("snpSetConfig"),
+          InstanceMethod<&SevDevice::SnpVlekLoad>("snpVlekLoad"),
           InstanceMethod<&SevDevice::IssueRaw>("issueRaw"),
           InstanceMethod<&SevDevice::Close>("close"),
           InstanceAccessor<&SevDevice::GetFd>("fd"),
@@ -274,6 +275,21 @@ Napi::Value SevDevice::SnpSetConfig(const Napi::CallbackInfo& info) {
   c.id = uapi::SNP_SET_CONFIG;
   c.data = s;
   return Issue(info, BoolArg(info, 2), std::move(c));
+}
+
+// SNP_VLEK_LOAD(hashstick: Buffer): the wrapped VLEK hashstick KDS issued (432 bytes, checked in
+// lib/platform), version 0; the kernel copies it in.
+Napi::Value SevDevice::SnpVlekLoad(const Napi::CallbackInfo& info) {
+  Bytes hashstick = OptionalBytes(info[0], "snpVlekLoad hashstick");
+  auto s = NewStruct<uapi::sev_user_data_snp_vlek_load>();
+  s->len = sizeof(uapi::sev_user_data_snp_vlek_load);
+  s->vlek_wrapped_version = 0;
+  s->vlek_wrapped_address = reinterpret_cast<uint64_t>(hashstick.data);
+  Command c;
+  c.id = uapi::SNP_VLEK_LOAD;
+  c.data = s;
+  c.pins->Add(info[0]);
+  return Issue(info, BoolArg(info, 1), std::move(c));
 }
 
 // issueRaw(cmd, payload | null, pointers: [offset, Buffer][], async): for conformance tests only.

@@ -29,6 +29,7 @@ class SevDevice : public Napi::ObjectWrap<SevDevice> {
   Napi::Value SnpPlatformStatus(const Napi::CallbackInfo& info);
   Napi::Value SnpCommit(const Napi::CallbackInfo& info);
   Napi::Value SnpSetConfig(const Napi::CallbackInfo& info);
+  Napi::Value SnpVlekLoad(const Napi::CallbackInfo& info);
   Napi::Value IssueRaw(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
