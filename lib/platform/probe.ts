@@ -31,6 +31,7 @@ export interface ProbeReport {
 }
 
 const LEVEL_RANK: Record<ProbeLevel, number> = { sev: 0, es: 1, snp: 2 };
+const bool = (ok: boolean): ProbeState => (ok ? 'PASS' : 'FAIL');
 
 /** CPUID Fn8000_001F EAX feature bits (AMD APM vol. 3, "Encrypted memory capabilities"). */
 const CPUID_SME = 1 << 0;
@@ -101,7 +102,6 @@ export async function probe(level: ProbeLevel = 'sev', host: ProbeHost = realHos
   const checks: ProbeCheck[] = [];
   const emulated = host.emulated();
   const add = (c: ProbeCheck) => checks.push(c);
-  const bool = (ok: boolean) => (ok ? 'PASS' : 'FAIL') as ProbeState;
 
   const v = vendor(host);
   add({ id: 'amd-cpu', name: 'AMD CPU', level: 'sev', state: bool(v === 'AuthenticAMD'), detail: v,
@@ -210,6 +210,7 @@ export async function probe(level: ProbeLevel = 'sev', host: ProbeHost = realHos
           state: bool(recent), detail: `${s.api.major}.${s.api.minor}`, fix: 'update the SEV firmware (BIOS/AGESA update or /lib/firmware/amd/amd_sev_*.sbin)' });
         add({ id: 'firmware-es', name: 'Firmware configured for SEV-ES', level: 'es', state: bool(s.es),
           fix: 'SEV-ES needs firmware and kvm_amd.sev_es=1' });
+        if (LEVEL_RANK[level] >= LEVEL_RANK.snp) await snpFirmwareChecks(p, add, src);
       } finally {
         p.close();
       }
@@ -223,6 +224,24 @@ export async function probe(level: ProbeLevel = 'sev', host: ProbeHost = realHos
 
   const relevant = checks.filter((c) => LEVEL_RANK[c.level] <= LEVEL_RANK[level]);
   return { level, emulated, ok: relevant.every((c) => c.state !== 'FAIL'), checks: relevant };
+}
+
+/** SNP_PLATFORM_STATUS: SNP initialized by the kernel (which needs the RMP set up by the BIOS) and firmware ≥ 1.51. */
+async function snpFirmwareChecks(p: SevPlatform, add: (c: ProbeCheck) => void, src: string): Promise<void> {
+  try {
+    const s = await p.snpStatus();
+    add({ id: 'snp-firmware', name: 'SEV-SNP firmware initialized (SNP_PLATFORM_STATUS)', level: 'snp', state: bool(s.state === 1),
+      detail: `API ${s.api.major}.${s.api.minor} build ${s.buildId}, SNP ${s.state === 1 ? 'INIT' : 'UNINIT'}, ${s.guestCount} guests${src}`,
+      fix: 'enable SEV-SNP and SNP memory coverage in the BIOS; the kernel then initializes SNP at boot (dmesg: "SEV-SNP API")' });
+    add({ id: 'snp-rmp', name: 'Reverse Map Table (RMP) initialized', level: 'snp', state: bool(s.isRmpInitialized),
+      fix: 'the BIOS must reserve the RMP (SNP memory coverage enabled); check dmesg for "RMP table"' });
+    const recent = s.api.major > 1 || (s.api.major === 1 && s.api.minor >= 51);
+    add({ id: 'snp-firmware-api', name: 'SNP firmware API ≥ 1.51 (what Linux requires)', level: 'snp', state: bool(recent),
+      detail: `${s.api.major}.${s.api.minor}`, fix: 'update the SEV firmware (/lib/firmware/amd/amd_sev_fam19h_model*.sbin or a BIOS update)' });
+  } catch (e) {
+    add({ id: 'snp-firmware', name: 'SEV-SNP firmware initialized (SNP_PLATFORM_STATUS)', level: 'snp', state: 'FAIL', detail: (e as Error).message,
+      fix: 'a kernel with SEV-SNP host support (6.11+) and SNP-capable firmware' });
+  }
 }
 
 function errnoText(r: number): string {

@@ -75,6 +75,16 @@ describe('sev snp show|config|commit|vlek-load|cert-table (host)', function () {
     assert.match(plain.stderr, /ENODEV/, 'no SNP on the host: ENODEV as 7.2');
   });
 
+  it('sev ok snp checks SNP_PLATFORM_STATUS: initialized, RMP, firmware ≥ 1.51 — passing only where the host enabled SNP', () => {
+    const states = (options: string[]) => {
+      const r = underFreshEmulator(options, [process.execPath, SEV_BIN, 'ok', 'snp', '--json']);
+      const report = JSON.parse(r.stdout) as { checks: { id: string; state: string }[] };
+      return Object.fromEntries(report.checks.filter((c) => c.id.startsWith('snp-')).map((c) => [c.id, c.state]));
+    };
+    assert.deepEqual(states(['--host-snp']), { 'snp-firmware': 'PASS', 'snp-rmp': 'PASS', 'snp-firmware-api': 'PASS' });
+    assert.deepEqual(states([]), { 'snp-firmware': 'FAIL', 'snp-rmp': 'FAIL', 'snp-firmware-api': 'PASS' });
+  });
+
   it('cert-table import (snphost import) builds the table a VMM gives guests; export splits it again', () => {
     const certs = path.join(dir, 'tablecerts');
     const r = underFreshEmulator(['--guest'], ['sh', '-c',
