@@ -15,15 +15,16 @@
 #include <algorithm>
 
 namespace sevemu::crypto {
-namespace {
 
-[[noreturn]] void fail(const char* what) {
+void fail(const std::string& what) {
   unsigned long e = ERR_get_error();
   char buf[256] = "";
   if (e) ERR_error_string_n(e, buf, sizeof buf);
   ERR_clear_error();
-  throw CryptoError(std::string(what) + (e ? std::string(": ") + buf : ""));
+  throw CryptoError(what + (e ? std::string(": ") + buf : ""));
 }
+
+namespace {
 
 struct BnFree {
   void operator()(BIGNUM* b) const { BN_free(b); }

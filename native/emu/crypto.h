@@ -21,6 +21,9 @@ struct PkeyFree {
 };
 using Pkey = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
+// Throws CryptoError("what: <OpenSSL's first queued error>") and clears OpenSSL's error queue.
+[[noreturn]] void fail(const std::string& what);
+
 Bytes random_bytes(size_t n);
 
 Pkey generate_p384();

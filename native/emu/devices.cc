@@ -36,23 +36,7 @@ const char* sev_device_path() {
 
 namespace {
 
-// A memfd holding `text`, positioned at 0, for emulated read-only sysfs files.
-int open_text_file(const char* text, int flags, size_t len = SIZE_MAX) {
-  if ((flags & O_ACCMODE) != O_RDONLY) {
-    errno = EACCES;  // the module parameters are 0444 (sev, sev_es, sev_snp)
-    return -1;
-  }
-  int fd = memfd_create("sevemu-param", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
-  if (fd < 0) return -1;
-  if (len == SIZE_MAX) len = strlen(text);
-  if (write(fd, text, len) != ssize_t(len) || lseek(fd, 0, SEEK_SET) != 0) {
-    int e = errno;
-    real::close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
+int open_text_file(const char* text, int flags) { return open_contents(text, strlen(text), flags); }
 
 // The device node as the kernel creates it (misc_register: crw------- root root) unless
 // SEV_EMU_DEVICE_MODE (octal) and SEV_EMU_DEVICE_GROUP (a group name or gid) say otherwise, as
@@ -188,10 +172,26 @@ int open_kds_file(const char* path, int flags) {
     errno = -r;
     return -1;
   }
-  return open_text_file(std::string(data.begin(), data.end()).c_str(), flags, data.size());
+  return open_contents(data.data(), data.size(), flags);
 }
 
 }  // namespace
+
+int open_contents(const void* data, size_t len, int flags) {
+  if ((flags & O_ACCMODE) != O_RDONLY) {
+    errno = EACCES;  // sysfs module parameters are 0444, configfs-tsm's read attributes too
+    return -1;
+  }
+  int fd = memfd_create("sevemu-file", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
+  if (fd < 0) return -1;
+  if (write(fd, data, len) != ssize_t(len) || lseek(fd, 0, SEEK_SET) != 0) {
+    int e = errno;
+    real::close(fd);
+    errno = e;
+    return -1;
+  }
+  return fd;
+}
 
 bool open_emulated(const char* path, int flags, int* result) {
   if (!path) return false;

@@ -14,13 +14,7 @@
 namespace sevemu::snp_ca {
 namespace {
 
-[[noreturn]] void fail(const char* what) {
-  unsigned long e = ERR_get_error();
-  char buf[256] = "";
-  if (e) ERR_error_string_n(e, buf, sizeof buf);
-  ERR_clear_error();
-  throw crypto::CryptoError(std::string("SNP CA: ") + what + (e ? std::string(": ") + buf : ""));
-}
+[[noreturn]] void fail(const char* what) { crypto::fail(std::string("SNP CA: ") + what); }
 
 struct X509Free {
   void operator()(X509* x) const { X509_free(x); }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "devices.h"
 #include "firmware_state.h"
 #include "real_libc.h"
 #include "snp_guest.h"
@@ -84,18 +85,6 @@ bool write_file(const std::string& path, const std::string& data) {
   return ok;
 }
 
-// A memfd holding `data`, positioned at 0: what a read of a configfs attribute returns.
-int open_contents(const std::string& data, int flags) {
-  int fd = memfd_create("sevemu-tsm", (flags & O_CLOEXEC) ? MFD_CLOEXEC : 0);
-  if (fd < 0) return -1;
-  if (write(fd, data.data(), data.size()) != ssize_t(data.size()) || lseek(fd, 0, SEEK_SET) != 0) {
-    int e = errno;
-    real::close(fd);
-    errno = e;
-    return -1;
-  }
-  return fd;
-}
 
 // The item's lock: generation updates and report generation are one at a time per item,
 // like the kernel's tsm_rwsem.
@@ -184,7 +173,7 @@ int open_attribute(const TsmPath& p, int flags, mode_t mode) {
     int r = report_for(p.item, p.attribute == "auxblob", text);
     if (r) return fail(-r);
   }
-  return open_contents(text, flags);
+  return open_contents(text.data(), text.size(), flags);
 }
 
 }  // namespace
