@@ -78,8 +78,8 @@ long create_guest_memfd(const std::shared_ptr<SoftVm>& vm, unsigned long arg) {
   // kvm_gmem_create: flags the VM supports (kvm_gmem_get_supported_flags), then a positive,
   // page-aligned size (loff_t: a size with bit 63 set is negative). The reserved words are not
   // checked.
-  uint64_t supported = uapi::GUEST_MEMFD_FLAG_MMAP;
-  if (!vm->has_private_mem()) supported |= uapi::GUEST_MEMFD_FLAG_INIT_SHARED;
+  uint64_t supported = uapi::GMEM_FLAG_MMAP;
+  if (!vm->has_private_mem()) supported |= uapi::GMEM_FLAG_INIT_SHARED;
   if (args.flags & ~supported) return -EINVAL;
   if (int64_t(args.size) <= 0 || args.size % kPage) return -EINVAL;
   // get_unused_fd_flags(0): the kernel's guest_memfd fd is not close-on-exec.

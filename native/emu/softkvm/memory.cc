@@ -24,7 +24,7 @@ uint8_t* anon(uint64_t size) {
 
 GmemInode::~GmemInode() { munmap(base, size); }
 
-bool Memslot::gmem_only() const { return gmem && (gmem->flags & uapi::GUEST_MEMFD_FLAG_MMAP); }
+bool Memslot::gmem_only() const { return gmem && (gmem->flags & uapi::GMEM_FLAG_MMAP); }
 
 Memslot::~Memslot() {
   if (plain_) munmap(plain_, size);

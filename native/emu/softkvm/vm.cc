@@ -1,4 +1,4 @@
-// /dev/kvm, VM fds and vCPU fds of the software KVM (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c).
+// /dev/kvm, VM fds and vCPU fds of the software KVM (guest_memfd fds: guest_memfd.cc) (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c).
 #include "vm.h"
 
 #include <fcntl.h>
@@ -199,8 +199,8 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
     case uapi::CAP_MEMORY_ATTRIBUTES:
       return !vm || vm->has_private_mem() ? long(uapi::MEMORY_ATTRIBUTE_PRIVATE) : 0;
     case uapi::CAP_GUEST_MEMFD_FLAGS:
-      return long(uapi::GUEST_MEMFD_FLAG_MMAP) |
-             (!vm || !vm->has_private_mem() ? long(uapi::GUEST_MEMFD_FLAG_INIT_SHARED) : 0);
+      return long(uapi::GMEM_FLAG_MMAP) |
+             (!vm || !vm->has_private_mem() ? long(uapi::GMEM_FLAG_INIT_SHARED) : 0);
     case uapi::CAP_VM_TYPES: {
       // kvm_caps.supported_vm_types: DEFAULT, SW_PROTECTED (CONFIG_KVM_SW_PROTECTED_VM with the
       // TDP MMU, as on any SVM host), and the SEV types sev_set_cpu_caps adds.
