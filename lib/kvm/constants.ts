@@ -9,9 +9,32 @@ export const KVM_CAP = Object.freeze({
   READONLY_MEM: 81,
   MAX_VCPU_ID: 128,
   EXIT_HYPERCALL: 201,
+  /** KVM_SET_USER_MEMORY_REGION2 exists (1). */
+  USER_MEMORY2: 231,
+  /** KVM_EXIT_MEMORY_FAULT carries gpa, size and flags (1). */
+  MEMORY_FAULT_INFO: 232,
+  /** The memory attributes KVM_SET_MEMORY_ATTRIBUTES accepts (on a VM: PRIVATE only with private memory). */
+  MEMORY_ATTRIBUTES: 233,
+  /** KVM_CREATE_GUEST_MEMFD exists (1). */
+  GUEST_MEMFD: 234,
   /** Bitmask of supported VM types (1 << type); 0 on kernels before 6.10 = default VM only. */
   VM_TYPES: 235,
+  /** The kvm_create_guest_memfd.flags the VM accepts (GUEST_MEMFD_FLAG). */
+  GUEST_MEMFD_FLAGS: 244,
 } as const);
+
+/** kvm_create_guest_memfd.flags. */
+export const GUEST_MEMFD_FLAG = Object.freeze({
+  /** The guest_memfd can be mmap'd (MAP_SHARED); its memslots take every access from it. */
+  MMAP: 1,
+  /** Pages start shared, so a user mapping can fault them in (not for VMs with private memory). */
+  INIT_SHARED: 2,
+} as const);
+
+/** kvm_memory_attributes.attributes: the gfn is private (backed by guest_memfd). */
+export const KVM_MEMORY_ATTRIBUTE_PRIVATE = 8;
+/** kvm_run.memory_fault.flags: the faulting access was private. */
+export const KVM_MEMORY_EXIT_FLAG_PRIVATE = 8n;
 
 /** x86 VM types for KVM_CREATE_VM. */
 export const VM_TYPE = Object.freeze({
@@ -35,7 +58,7 @@ export const VM_TYPE_NAMES: Readonly<Record<number, VmTypeName>> = Object.freeze
 });
 
 /** kvm_userspace_memory_region.flags. */
-export const KVM_MEM = Object.freeze({ LOG_DIRTY_PAGES: 1 << 0, READONLY: 1 << 1 } as const);
+export const KVM_MEM = Object.freeze({ LOG_DIRTY_PAGES: 1 << 0, READONLY: 1 << 1, GUEST_MEMFD: 1 << 2 } as const);
 
 /** kvm_run.exit_reason values by kernel name (KVM_EXIT_*). */
 export const KVM_EXIT: Readonly<Record<string, number>> = Object.freeze({

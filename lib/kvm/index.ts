@@ -11,15 +11,22 @@ export {
   type MemoryRange,
   type MemoryRegion,
   type MemoryRegionOptions,
+  type MemoryRegion2Options,
+  type GuestMemfdOptions,
+  type MemoryAttributesOptions,
   type SevGuestStatus,
   type SevInit2Options,
 } from './vm';
 export { Vcpu } from './vcpu';
+export { GuestMemfd } from './guest-memfd';
 export { GuestMemory, type GuestMemoryOptions, type HugePages, type ReadFileOptions } from './memory';
 export type { SevFd } from './validate';
 export * from './types';
 export {
   exitReasonName,
+  GUEST_MEMFD_FLAG,
+  KVM_MEMORY_ATTRIBUTE_PRIVATE,
+  KVM_MEMORY_EXIT_FLAG_PRIVATE,
   HUGE_PAGE_SIZE,
   KVM_CAP,
   KVM_EXIT,

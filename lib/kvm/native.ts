@@ -45,6 +45,15 @@ export interface NativeGuestMemory {
   release(): void;
 }
 
+export interface NativeGuestMemfd {
+  readonly fd: number;
+  readonly size: number;
+  readonly flags: number;
+  readonly closed: boolean;
+  fallocate(punchHole: boolean, offset: bigint, length: bigint): NativeOutcome;
+  close(): void;
+}
+
 export interface NativeVm {
   readonly fd: number;
   readonly closed: boolean;
@@ -58,6 +67,18 @@ export interface NativeVm {
     memoryOffset: number,
     size: number,
   ): NativeOutcome;
+  setUserMemoryRegion2(
+    slot: number,
+    flags: number,
+    guestPhysAddr: bigint,
+    memory: NativeGuestMemory | null,
+    memoryOffset: number,
+    size: number,
+    guestMemfd: NativeGuestMemfd | null,
+    guestMemfdOffset: bigint,
+  ): NativeOutcome;
+  setMemoryAttributes(address: bigint, size: bigint, attributes: bigint, flags: bigint): NativeOutcome;
+  createGuestMemfd(size: bigint, flags: bigint): NativeOutcome & { guestMemfd?: NativeGuestMemfd };
   setTssAddr(addr: bigint): NativeOutcome;
   setIdentityMapAddr(addr: bigint): NativeOutcome;
   createVcpu(id: number): NativeOutcome & { vcpu?: NativeVcpu };
@@ -141,6 +162,9 @@ export interface NativeRunOutcome extends NativeOutcome {
   nr?: bigint;
   args?: bigint[];
   longMode?: number;
+  flags?: bigint;
+  gpa?: bigint;
+  memorySize?: bigint;
 }
 
 export interface NativeVcpu {

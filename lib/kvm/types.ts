@@ -171,6 +171,22 @@ export interface UnknownExit extends ExitBase {
   hardwareExitReason: bigint;
 }
 
+/**
+ * KVM_EXIT_MEMORY_FAULT: KVM could not resolve a guest access — a private gfn (by its memory
+ * attributes) whose memslot has no guest_memfd, or whose guest_memfd was closed. KVM_RUN failed
+ * with EFAULT (this exit, not an error); the guest stays at the access: fix the attributes
+ * (Vm#setMemoryAttributes) or the memslots and run again.
+ */
+export interface MemoryFaultExit extends ExitBase {
+  reason: 'MEMORY_FAULT';
+  /** kvm_run.memory_fault.flags (KVM_MEMORY_EXIT_FLAG_PRIVATE). */
+  flags: bigint;
+  /** The access was private. */
+  private: boolean;
+  gpa: bigint;
+  size: bigint;
+}
+
 /** Any other exit; `name` is the kernel's ('X86_RDMSR', 'MEMORY_FAULT', 'EXIT_<n>', ...). */
 export interface OtherExit extends ExitBase {
   reason: 'OTHER';
@@ -187,4 +203,5 @@ export type VcpuExit =
   | HypercallExit
   | ExceptionExit
   | UnknownExit
+  | MemoryFaultExit
   | OtherExit;

@@ -3,7 +3,7 @@ import { constants as osConstants } from 'node:os';
 
 import { SevArgumentError, SevClosedError } from '../errors';
 import { check } from '../flow';
-import { exitReasonName, KVM_EXIT } from './constants';
+import { exitReasonName, KVM_EXIT, KVM_MEMORY_EXIT_FLAG_PRIVATE } from './constants';
 import type { NativeRunOutcome, NativeVcpu } from './native';
 import {
   type CpuidEntry,
@@ -19,7 +19,8 @@ import {
 } from './types';
 import { bytes, describe, integer, u64 } from './validate';
 
-const { EINTR } = osConstants.errno;
+const { EINTR, EFAULT } = osConstants.errno;
+const EHWPOISON = 133;
 
 const SEGMENT_FIELDS: readonly (keyof Segment)[] = [
   'base', 'limit', 'selector', 'type', 'present', 'dpl', 'db', 's', 'l', 'g', 'avl', 'unusable',
@@ -218,6 +219,9 @@ export class Vcpu {
     let exit: VcpuExit;
     if (o.errno === EINTR) {
       exit = { reason: 'INTR', exitReason: KVM_EXIT.INTR };
+    } else if ((o.errno === EFAULT || o.errno === EHWPOISON) && o.exitReason === KVM_EXIT.MEMORY_FAULT) {
+      // api.rst: KVM_EXIT_MEMORY_FAULT alone comes with KVM_RUN failing (EFAULT or EHWPOISON).
+      exit = decodeExit(o);
     } else {
       check('KVM_RUN', o);
       exit = decodeExit(o);
@@ -257,6 +261,17 @@ function decodeExit(o: NativeRunOutcome): VcpuExit {
     case 'DEBUG':
     case 'NMI':
       return { reason: name, exitReason };
+    case 'MEMORY_FAULT': {
+      const flags = o.flags ?? 0n;
+      return {
+        reason: 'MEMORY_FAULT',
+        exitReason,
+        flags,
+        private: (flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) !== 0n,
+        gpa: o.gpa ?? 0n,
+        size: o.memorySize ?? 0n,
+      };
+    }
     case 'FAIL_ENTRY':
       return { reason: name, exitReason, hardwareEntryFailureReason: o.hardwareEntryFailureReason ?? 0n, cpu: o.cpu ?? 0 };
     case 'INTERNAL_ERROR':

@@ -9,7 +9,13 @@ import { constants as osConstants } from 'node:os';
 import { SevArgumentError, SevClosedError, SevError } from '../errors';
 import type { NativeOutcome } from '../native';
 import { call, check, type Flow, queriedLength, runAsync, runSync } from '../flow';
-import { KVM_CAP, KVM_MEM, PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE, VM_TYPE_NAMES } from './constants';
+import {
+  GUEST_MEMFD_FLAG,
+  KVM_CAP,
+  KVM_MEM,
+  KVM_MEMORY_ATTRIBUTE_PRIVATE,
+  PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE, VM_TYPE_NAMES } from './constants';
+import { GuestMemfd } from './guest-memfd';
 import { GuestMemory } from './memory';
 import type { NativeVm } from './native';
 import { Vcpu } from './vcpu';
@@ -36,6 +42,17 @@ export interface MemoryRegionOptions {
   logDirtyPages?: boolean;
 }
 
+export interface MemoryRegion2Options extends MemoryRegionOptions {
+  /**
+   * The guest_memfd the slot's private pages come from (KVM_MEM_GUEST_MEMFD); a Vm's own, open.
+   * Such a slot cannot be changed afterwards, only removed, and cannot be read-only or log dirty
+   * pages.
+   */
+  guestMemfd?: GuestMemfd;
+  /** Offset into the guest_memfd (page-aligned, default 0); the slot's size must fit after it. */
+  guestMemfdOffset?: number;
+}
+
 /** A memslot as this Vm set it. */
 export interface MemoryRegion {
   readonly slot: number;
@@ -44,6 +61,27 @@ export interface MemoryRegion {
   readonly memory: GuestMemory;
   readonly memoryOffset: number;
   readonly flags: number;
+  /** KVM_MEM_GUEST_MEMFD slots: the guest_memfd and the offset in it. */
+  readonly guestMemfd?: GuestMemfd;
+  readonly guestMemfdOffset?: number;
+}
+
+export interface GuestMemfdOptions {
+  /** Bytes: positive, page-aligned. */
+  size: number;
+  /** GUEST_MEMFD_FLAG_MMAP: user space may mmap it (MAP_SHARED); its memslots take every access from it. */
+  mmap?: boolean;
+  /** GUEST_MEMFD_FLAG_INIT_SHARED (with mmap): pages start shared; not for VMs with private memory. */
+  initShared?: boolean;
+}
+
+export interface MemoryAttributesOptions {
+  /** Guest-physical address (page-aligned). */
+  address: number | bigint;
+  /** Bytes (page-aligned, > 0). */
+  size: number | bigint;
+  /** true: KVM_MEMORY_ATTRIBUTE_PRIVATE; false: shared (no attributes). */
+  private: boolean;
 }
 
 export interface SevInit2Options {
@@ -208,7 +246,22 @@ export class Vm {
    * slot again may only change its address or flags (same memory and size), as in the kernel.
    */
   setUserMemoryRegion(options: MemoryRegionOptions): MemoryRegion {
-    const command = 'KVM_SET_USER_MEMORY_REGION';
+    return this.setRegion('KVM_SET_USER_MEMORY_REGION', options, false);
+  }
+
+  /**
+   * KVM_SET_USER_MEMORY_REGION2: setUserMemoryRegion plus a guest_memfd (KVM_MEM_GUEST_MEMFD).
+   * With one, the slot's private gfns (Vm#setMemoryAttributes) are backed by
+   * [guestMemfdOffset, +size) of the guest_memfd, its shared ones by `memory`; those guest_memfd
+   * pages must not be bound to another slot (the kernel's EEXIST). Rejected before the ioctl: a
+   * closed or foreign GuestMemfd, an unaligned or too large offset, read-only or dirty logging
+   * with a guest_memfd, changing an existing guest_memfd slot.
+   */
+  setUserMemoryRegion2(options: MemoryRegion2Options): MemoryRegion {
+    return this.setRegion('KVM_SET_USER_MEMORY_REGION2', options, true);
+  }
+
+  private setRegion(command: string, options: MemoryRegion2Options, v2: boolean): MemoryRegion {
     const nv = this.vm(command);
     if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected a region object');
     const slot = integer(command, 'slot', options.slot, 0, this.maxMemslots - 1);
@@ -236,15 +289,97 @@ export class Vm {
         );
       }
     }
+    const gmem = v2 ? options.guestMemfd : undefined;
+    if (!v2 && (options as MemoryRegion2Options).guestMemfd !== undefined) {
+      throw new SevArgumentError(command, 'a guest_memfd needs setUserMemoryRegion2');
+    }
+    let gmemOffset = 0;
+    if (gmem !== undefined) {
+      if (!(gmem instanceof GuestMemfd)) throw new SevArgumentError(command, `guestMemfd must be a GuestMemfd, got ${describe(gmem)}`);
+      gmem.live(command);
+      if (gmem.owner !== this) throw new SevArgumentError(command, 'the guest_memfd belongs to another VM');
+      gmemOffset = integer(command, 'guestMemfdOffset', options.guestMemfdOffset ?? 0);
+      aligned(command, 'guestMemfdOffset', gmemOffset, PAGE_SIZE);
+      if (gmemOffset + size > gmem.size) {
+        throw new SevArgumentError(command, `guest_memfd range 0x${gmemOffset.toString(16)}+0x${size.toString(16)} is outside the guest_memfd (0x${gmem.size.toString(16)} bytes)`);
+      }
+      if (options.readonly || options.logDirtyPages) {
+        throw new SevArgumentError(command, 'a guest_memfd slot cannot be read-only or log dirty pages');
+      }
+      for (const r of this.regions.values()) {
+        if (r.slot !== slot && r.guestMemfd === gmem && gmemOffset < r.guestMemfdOffset! + r.size && r.guestMemfdOffset! < gmemOffset + size) {
+          throw new SevArgumentError(command, `those guest_memfd pages are bound to slot ${r.slot}`);
+        }
+      }
+    }
     const existing = this.regions.get(slot);
+    if (existing && (existing.guestMemfd || gmem)) {
+      throw new SevArgumentError(command, `slot ${slot} exists and a guest_memfd slot cannot change: remove it first`);
+    }
     if (existing && (existing.memory !== memory || existing.memoryOffset !== memoryOffset || existing.size !== size)) {
       throw new SevArgumentError(command, `slot ${slot} exists with other memory or size; remove it first`);
     }
-    const flags = (options.readonly ? KVM_MEM.READONLY : 0) | (options.logDirtyPages ? KVM_MEM.LOG_DIRTY_PAGES : 0);
-    checkKvm(command, nv.setUserMemoryRegion(slot, flags, gpa, memory.native, memoryOffset, size));
-    const region: MemoryRegion = Object.freeze({ slot, guestPhysAddr: gpa, size, memory, memoryOffset, flags });
+    const flags =
+      (options.readonly ? KVM_MEM.READONLY : 0) | (options.logDirtyPages ? KVM_MEM.LOG_DIRTY_PAGES : 0) | (gmem ? KVM_MEM.GUEST_MEMFD : 0);
+    if (v2) {
+      checkKvm(command, nv.setUserMemoryRegion2(slot, flags, gpa, memory.native, memoryOffset, size, gmem ? gmem.live(command) : null, BigInt(gmemOffset)));
+    } else {
+      checkKvm(command, nv.setUserMemoryRegion(slot, flags, gpa, memory.native, memoryOffset, size));
+    }
+    const region: MemoryRegion = Object.freeze(
+      gmem
+        ? { slot, guestPhysAddr: gpa, size, memory, memoryOffset, flags, guestMemfd: gmem, guestMemfdOffset: gmemOffset }
+        : { slot, guestPhysAddr: gpa, size, memory, memoryOffset, flags },
+    );
     this.regions.set(slot, region);
     return region;
+  }
+
+  /**
+   * KVM_CREATE_GUEST_MEMFD: a guest_memfd of `size` bytes for this VM's private memory. Flags the
+   * VM does not accept (KVM_CAP_GUEST_MEMFD_FLAGS) are refused before the ioctl. The fd keeps the
+   * VM alive in the kernel until it is closed.
+   */
+  createGuestMemfd(options: GuestMemfdOptions): GuestMemfd {
+    const command = 'KVM_CREATE_GUEST_MEMFD';
+    const nv = this.vm(command);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { size }');
+    const size = integer(command, 'size', options.size, 1);
+    aligned(command, 'size', size, PAGE_SIZE);
+    const flags = (options.mmap ? GUEST_MEMFD_FLAG.MMAP : 0) | (options.initShared ? GUEST_MEMFD_FLAG.INIT_SHARED : 0);
+    if (flags) {
+      const supported = this.checkExtension(KVM_CAP.GUEST_MEMFD_FLAGS);
+      if (flags & ~supported) {
+        throw new SevArgumentError(command, `flags 0x${flags.toString(16)} not supported by this ${this.typeName} VM (KVM_CAP_GUEST_MEMFD_FLAGS 0x${supported.toString(16)})`);
+      }
+    }
+    const r = checkKvm(command, nv.createGuestMemfd(BigInt(size), BigInt(flags)));
+    return new GuestMemfd(r.guestMemfd!, this);
+  }
+
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES: makes the guest-physical range private (backed by the memslots'
+   * guest_memfd) or shared (backed by their user memory), with or without memslots there. On a VM
+   * with private memory (type 'sw-protected') a guest access to a private gfn without guest_memfd
+   * behind it ends KVM_RUN with a MEMORY_FAULT exit. Rejected before the ioctl: unaligned or empty
+   * or wrapping ranges, PRIVATE on a VM without private memory (KVM_CAP_MEMORY_ATTRIBUTES).
+   */
+  setMemoryAttributes(options: MemoryAttributesOptions): void {
+    const command = 'KVM_SET_MEMORY_ATTRIBUTES';
+    const nv = this.vm(command);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { address, size, private }');
+    const address = u64(command, 'address', options.address);
+    const size = u64(command, 'size', options.size);
+    aligned(command, 'address', address, PAGE_SIZE);
+    aligned(command, 'size', size, PAGE_SIZE);
+    if (size === 0n) throw new SevArgumentError(command, 'size must be > 0');
+    if (address + size > (1n << 64n)) throw new SevArgumentError(command, 'the range wraps past 2^64');
+    if (typeof options.private !== 'boolean') throw new SevArgumentError(command, `private must be a boolean, got ${describe(options.private)}`);
+    const attributes = options.private ? BigInt(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0n;
+    if (options.private && !(this.checkExtension(KVM_CAP.MEMORY_ATTRIBUTES) & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+      throw new SevArgumentError(command, `a ${this.typeName} VM has no private memory (KVM_CAP_MEMORY_ATTRIBUTES lacks PRIVATE)`);
+    }
+    checkKvm(command, nv.setMemoryAttributes(address, size, attributes, 0n));
   }
 
   /** Deletes memslot `slot` (KVM_SET_USER_MEMORY_REGION with size 0); the VM drops its hold on the memory. */
@@ -254,7 +389,11 @@ export class Vm {
     integer(command, 'slot', slot, 0, this.maxMemslots - 1);
     const r = this.regions.get(slot);
     if (!r) throw new SevArgumentError(command, `slot ${slot} is not set`);
-    checkKvm(command, nv.setUserMemoryRegion(slot, r.flags, r.guestPhysAddr, null, 0, 0));
+    if (r.guestMemfd) {
+      checkKvm('KVM_SET_USER_MEMORY_REGION2', nv.setUserMemoryRegion2(slot, r.flags, r.guestPhysAddr, null, 0, 0, null, 0n));
+    } else {
+      checkKvm(command, nv.setUserMemoryRegion(slot, r.flags, r.guestPhysAddr, null, 0, 0));
+    }
     this.regions.delete(slot);
   }
 

@@ -3,6 +3,7 @@
 //   Vm          a VM fd (KVM_CREATE_VM)           created by Kvm#createVm
 //   Vcpu        a vCPU fd + its mmap'd kvm_run    created by Vm#createVcpu
 //   GuestMemory an anonymous mapping for guest RAM created by `new GuestMemory(size, ...)`
+//   GuestMemfd  a guest_memfd fd (private memory)  created by Vm#createGuestMemfd
 // Methods that issue an ioctl return {errno, fwError, ...outputs} (never throw for kernel
 // failures); the last argument `async` runs the ioctl on a libuv worker thread and returns a
 // Promise of the same object. Wrong argument types throw TypeError / RangeError.
@@ -55,6 +56,9 @@ struct EncRegion {
 };
 struct VmMemory {
   std::map<uint32_t, SharedMapping> slots;
+  // The guest_memfd behind each KVM_MEM_GUEST_MEMFD slot: the fd stays open while the slot
+  // exists, so closing or collecting the GuestMemfd object cannot unbind a slot's private memory.
+  std::map<uint32_t, SharedFd> gmemSlots;
   std::vector<EncRegion> encRegions;
 };
 using SharedVmMemory = std::shared_ptr<VmMemory>;
@@ -72,6 +76,32 @@ struct VcpuCore {
   std::mutex mutex;  // guards runner / running
   pthread_t runner{};
   bool running = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// A guest_memfd (KVM_CREATE_GUEST_MEMFD): the fd of a VM's private memory. The kernel gives it no
+// read/write/ioctl; fallocate punches holes (and allocates) in it.
+class GuestMemfd : public Napi::ObjectWrap<GuestMemfd> {
+ public:
+  static Napi::Function Define(Napi::Env env, Classes* classes);
+  explicit GuestMemfd(const Napi::CallbackInfo& info);
+  struct Init {  // what Vm#createGuestMemfd hands to the constructor
+    SharedFd fd;
+    uint64_t size;
+    uint64_t flags;
+  };
+  const SharedFd& fd() const { return fd_; }
+
+ private:
+  Napi::Value Fallocate(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value GetFd(const Napi::CallbackInfo& info);
+  Napi::Value GetSize(const Napi::CallbackInfo& info);
+  Napi::Value GetFlags(const Napi::CallbackInfo& info);
+  Napi::Value GetClosed(const Napi::CallbackInfo& info);
+
+  SharedFd fd_;  // null once closed
+  uint64_t size_ = 0, flags_ = 0;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -109,6 +139,9 @@ class Vm : public Napi::ObjectWrap<Vm> {
 
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
   Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info);
+  Napi::Value SetUserMemoryRegion2(const Napi::CallbackInfo& info);
+  Napi::Value SetMemoryAttributes(const Napi::CallbackInfo& info);
+  Napi::Value CreateGuestMemfd(const Napi::CallbackInfo& info);
   Napi::Value SetTssAddr(const Napi::CallbackInfo& info);
   Napi::Value SetIdentityMapAddr(const Napi::CallbackInfo& info);
   Napi::Value CreateVcpu(const Napi::CallbackInfo& info);

@@ -39,6 +39,7 @@ const napi_type_tag kGuestMemoryTag = {0x6e6f64652d736576ULL, 0x47756573744d656d
 const napi_type_tag kVmTag = {0x6e6f64652d736576ULL, 0x4b564d566d46640aULL};
 const napi_type_tag kVcpuTag = {0x6e6f64652d736576ULL, 0x4b564d5663707546ULL};
 const napi_type_tag kKvmTag = {0x6e6f64652d736576ULL, 0x4b564d53797346ULL};
+const napi_type_tag kGuestMemfdTag = {0x6e6f64652d736576ULL, 0x474d454d46440aULL};
 
 Classes* ClassesOf(const Napi::CallbackInfo& info) { return static_cast<Classes*>(info.Data()); }
 

@@ -77,6 +77,7 @@ using SharedMapping = std::shared_ptr<Mapping>;
 struct Classes {
   Napi::FunctionReference vm;
   Napi::FunctionReference vcpu;
+  Napi::FunctionReference guestMemfd;
 };
 Classes* ClassesOf(const Napi::CallbackInfo& info);
 
@@ -84,6 +85,7 @@ extern const napi_type_tag kGuestMemoryTag;
 extern const napi_type_tag kVmTag;
 extern const napi_type_tag kVcpuTag;
 extern const napi_type_tag kKvmTag;
+extern const napi_type_tag kGuestMemfdTag;
 
 // The mapping behind a GuestMemory argument. Throws TypeError when `v` is not a GuestMemory;
 // returns nullptr when it has been released (the caller reports EBADF).

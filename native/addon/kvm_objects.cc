@@ -1,4 +1,4 @@
-// KVM fd objects (Kvm, Vm, Vcpu, GuestMemory): registration and the leak counters.
+// KVM fd objects (Kvm, Vm, Vcpu, GuestMemory, GuestMemfd): registration and the leak counters.
 #include "kvm_objects.h"
 
 #include "kvm_classes.h"
@@ -25,6 +25,9 @@ void RegisterKvm(Napi::Env env, Napi::Object exports) {
   Napi::Function vcpu = kvm::Vcpu::Define(env, classes);
   classes->vm = Napi::Persistent(vm);
   classes->vcpu = Napi::Persistent(vcpu);
+  Napi::Function gmem = kvm::GuestMemfd::Define(env, classes);
+  classes->guestMemfd = Napi::Persistent(gmem);
+  exports.Set("GuestMemfd", gmem);
   exports.Set("Kvm", kvm::Kvm::Define(env, classes));
   exports.Set("Vm", vm);
   exports.Set("Vcpu", vcpu);

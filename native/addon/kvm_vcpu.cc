@@ -16,6 +16,7 @@
 
 #include "ioctl_call.h"
 #include "kvm_classes.h"
+#include "uapi/kvm_run.h"
 
 namespace addon {
 namespace kvm {
@@ -213,6 +214,13 @@ void ExitToJs(Napi::Env env, const VcpuCore& core, Napi::Object& out) {
       uint32_t n = run->system_event.ndata > 16 ? 16 : run->system_event.ndata;
       out.Set("type", run->system_event.type);
       out.Set("data", BigIntArray(env, reinterpret_cast<const uint64_t*>(run->system_event.data), n));
+      break;
+    }
+    case uapi::EXIT_MEMORY_FAULT: {  // KVM_RUN failed with EFAULT (or EHWPOISON) and this exit
+      const auto* r = reinterpret_cast<const uapi::kvm_run_exits*>(core.run);
+      out.Set("flags", Napi::BigInt::New(env, static_cast<uint64_t>(r->memory_fault.flags)));
+      out.Set("gpa", Napi::BigInt::New(env, static_cast<uint64_t>(r->memory_fault.gpa)));
+      out.Set("memorySize", Napi::BigInt::New(env, static_cast<uint64_t>(r->memory_fault.size)));
       break;
     }
     case KVM_EXIT_HYPERCALL:

@@ -17,6 +17,7 @@
 
 #include "ioctl_call.h"
 #include "kvm_classes.h"
+#include "uapi/kvm_memory.h"
 #include "uapi/kvm_sev.h"
 
 namespace addon {
@@ -47,6 +48,9 @@ Napi::Function Vm::Define(Napi::Env env, Classes* classes) {
       {
           InstanceMethod<&Vm::CheckExtension>("checkExtension", napi_default, classes),
           InstanceMethod<&Vm::SetUserMemoryRegion>("setUserMemoryRegion", napi_default, classes),
+          InstanceMethod<&Vm::SetUserMemoryRegion2>("setUserMemoryRegion2", napi_default, classes),
+          InstanceMethod<&Vm::SetMemoryAttributes>("setMemoryAttributes", napi_default, classes),
+          InstanceMethod<&Vm::CreateGuestMemfd>("createGuestMemfd", napi_default, classes),
           InstanceMethod<&Vm::SetTssAddr>("setTssAddr", napi_default, classes),
           InstanceMethod<&Vm::SetIdentityMapAddr>("setIdentityMapAddr", napi_default, classes),
           InstanceMethod<&Vm::CreateVcpu>("createVcpu", napi_default, classes),
@@ -133,10 +137,107 @@ Napi::Value Vm::SetUserMemoryRegion(const Napi::CallbackInfo& info) {
     o.err = errno;
   } else if (size == 0) {
     memory_->slots.erase(slot);
+    memory_->gmemSlots.erase(slot);
   } else {
     memory_->slots[slot] = mapping;
   }
   return OutcomeObject(env, o, nullptr);
+}
+
+// setUserMemoryRegion2(slot, flags, guestPhysAddr, memory | null, memoryOffset, size, guestMemfd |
+// null, guestMemfdOffset): KVM_SET_USER_MEMORY_REGION2. As setUserMemoryRegion, plus
+// KVM_MEM_GUEST_MEMFD in flags with a GuestMemfd: the slot's private pages are the guest_memfd's
+// from guestMemfdOffset (page-aligned, the slot's size must fit in the file; EINVAL otherwise,
+// EEXIST when those pages are bound to another slot). A guest_memfd slot cannot be changed, only
+// deleted (size 0). The Vm keeps the mapping and the guest_memfd fd while the slot exists.
+Napi::Value Vm::SetUserMemoryRegion2(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint32_t slot = U32Arg(info[0], "slot");
+  uint32_t flags = U32Arg(info[1], "flags");
+  uint64_t gpa = U64Arg(info[2], "guestPhysAddr");
+  SharedMapping mapping;
+  bool hasMemory = !info[3].IsNull() && !info[3].IsUndefined();
+  if (hasMemory) {
+    mapping = MappingArg(info[3], "memory");
+    if (!mapping) return ErrnoOutcome(env, false, EBADF);
+  }
+  uint64_t offset = U64Arg(info[4], "memoryOffset");
+  uint64_t size = U64Arg(info[5], "size");
+  SharedFd gmem;
+  if (!info[6].IsNull() && !info[6].IsUndefined()) {
+    Napi::Object o = info[6].IsObject() ? info[6].As<Napi::Object>() : Napi::Object();
+    if (!info[6].IsObject() || !o.CheckTypeTag(&kGuestMemfdTag)) throw Napi::TypeError::New(env, "guestMemfd must be a GuestMemfd");
+    gmem = Napi::ObjectWrap<GuestMemfd>::Unwrap(o)->fd();
+    if (!gmem) return ErrnoOutcome(env, false, EBADF);
+  }
+  uint64_t gmemOffset = U64Arg(info[7], "guestMemfdOffset");
+  if (!hasMemory && size != 0) throw Napi::TypeError::New(env, "a memslot of non-zero size needs a GuestMemory");
+  if (hasMemory && !mapping->Contains(offset, size)) {
+    throw Napi::RangeError::New(env, "setUserMemoryRegion2: range is outside the GuestMemory");
+  }
+  if (!fd_) return ErrnoOutcome(env, false, EBADF);
+  uapi::kvm_userspace_memory_region2 region{};
+  region.slot = slot;
+  region.flags = flags;
+  region.guest_phys_addr = gpa;
+  region.memory_size = size;
+  region.userspace_addr = hasMemory ? Addr(mapping->base() + offset) : 0;
+  region.guest_memfd_offset = gmemOffset;
+  region.guest_memfd = gmem ? static_cast<uint32_t>(gmem->fd()) : 0;
+  Outcome o;
+  if (::ioctl(fd_->fd(), uapi::KVMIO_SET_USER_MEMORY_REGION2, &region) < 0) {
+    o.err = errno;
+  } else if (size == 0) {
+    memory_->slots.erase(slot);
+    memory_->gmemSlots.erase(slot);
+  } else {
+    memory_->slots[slot] = mapping;
+    if (flags & uapi::MEM_GUEST_MEMFD) memory_->gmemSlots[slot] = gmem;
+  }
+  return OutcomeObject(env, o, nullptr);
+}
+
+// setMemoryAttributes(address, size, attributes, flags): KVM_SET_MEMORY_ATTRIBUTES. Sets the
+// attributes of the guest-physical range [address, address + size) — KVM_MEMORY_ATTRIBUTE_PRIVATE
+// or none (shared) — whether or not memslots cover it. EINVAL: flags ≠ 0, an attribute the VM does
+// not support (KVM_CAP_MEMORY_ATTRIBUTES on the VM: PRIVATE only with private memory), size 0,
+// a wrapping range, an unaligned address or size.
+Napi::Value Vm::SetMemoryAttributes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uapi::kvm_memory_attributes a{};
+  a.address = U64Arg(info[0], "address");
+  a.size = U64Arg(info[1], "size");
+  a.attributes = U64Arg(info[2], "attributes");
+  a.flags = U64Arg(info[3], "flags");
+  if (!fd_) return ErrnoOutcome(env, false, EBADF);
+  Outcome o;
+  if (::ioctl(fd_->fd(), uapi::KVMIO_SET_MEMORY_ATTRIBUTES, &a) < 0) o.err = errno;
+  return OutcomeObject(env, o, nullptr);
+}
+
+// createGuestMemfd(size, flags) → {guestMemfd}: KVM_CREATE_GUEST_MEMFD. A guest_memfd of `size`
+// bytes (positive, page-aligned; EINVAL otherwise) for this VM; flags GUEST_MEMFD_FLAG_MMAP and
+// GUEST_MEMFD_FLAG_INIT_SHARED as KVM_CAP_GUEST_MEMFD_FLAGS on the VM allows (EINVAL otherwise).
+// The fd keeps the VM alive in the kernel; it is closed with the GuestMemfd (see kvm_gmem.cc).
+Napi::Value Vm::CreateGuestMemfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uapi::kvm_create_guest_memfd args{};
+  args.size = U64Arg(info[0], "guest_memfd size");
+  args.flags = U64Arg(info[1], "guest_memfd flags");
+  if (!fd_) return ErrnoOutcome(env, false, EBADF);
+  Outcome o;
+  int fd = ::ioctl(fd_->fd(), uapi::KVMIO_CREATE_GUEST_MEMFD, &args);
+  if (fd < 0) {
+    o.err = errno;
+    return OutcomeObject(env, o, nullptr);
+  }
+  // The kernel's fd is not close-on-exec; the addon's fds are (child processes never hold them).
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  GuestMemfd::Init init{std::make_shared<FdHandle>(fd), args.size, args.flags};
+  Napi::Object gmem = ClassesOf(info)->guestMemfd.New({Napi::External<GuestMemfd::Init>::New(env, &init)});
+  Napi::Object out = OutcomeObject(env, o, nullptr);
+  out.Set("guestMemfd", gmem);
+  return out;
 }
 
 // KVM_SET_TSS_ADDR(addr): three pages of guest-physical space Intel VMX needs for real mode

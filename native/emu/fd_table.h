@@ -4,6 +4,8 @@
 // until the last of those fds is closed.
 #pragma once
 
+#include <climits>
+#include <cstdint>
 #include <memory>
 
 namespace sevemu {
@@ -15,6 +17,12 @@ class FdObject {
   virtual const char* kind() const = 0;
   // Handles ioctl(fd, req, arg). Returns >= 0 on success or -errno.
   virtual long ioctl(int fd, unsigned long req, unsigned long arg) = 0;
+  // fallocate(fd, mode, offset, len): 0 or -errno; kPassThrough leaves it to the real file.
+  static constexpr long kPassThrough = LONG_MIN;
+  virtual long fallocate(int fd, int mode, int64_t offset, int64_t len) {
+    (void)fd, (void)mode, (void)offset, (void)len;
+    return kPassThrough;
+  }
 };
 
 namespace fd_table {

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "devices.h"
@@ -165,6 +166,26 @@ EXPORT int ioctl(int fd, unsigned long req, ...) noexcept {
   }
   return real::ioctl(fd, req, reinterpret_cast<void*>(arg));
 }
+
+// fallocate on an emulated object's fd (guest_memfd) answers as that object's file does.
+static int do_fallocate(int fd, int mode, int64_t offset, int64_t len) {
+  if (!fd_table::empty()) {
+    if (auto obj = fd_table::lookup(fd)) {
+      long r = obj->fallocate(fd, mode, offset, len);
+      if (r != FdObject::kPassThrough) {
+        if (r < 0) {
+          errno = int(-r);
+          return -1;
+        }
+        return 0;
+      }
+    }
+  }
+  return int(syscall(SYS_fallocate, fd, mode, offset, len));
+}
+
+EXPORT int fallocate(int fd, int mode, off_t offset, off_t len) { return do_fallocate(fd, mode, offset, len); }
+EXPORT int fallocate64(int fd, int mode, off64_t offset, off64_t len) { return do_fallocate(fd, mode, offset, len); }
 
 EXPORT int dup(int fd) noexcept {
   int r = real::dup(fd);

@@ -1,7 +1,10 @@
 // VM and vCPU fds. A VM fd answers the SEV ioctls and observes vCPU creation and memory
 // slots; a vCPU fd refuses the register ioctls once an SEV-ES VM's state is protected
 // (arch/x86/kvm/x86.c, has_protected_state && guest_state_protected). Everything else is
-// the real KVM's.
+// the real KVM's: private memory (KVM_CREATE_GUEST_MEMFD, KVM_SET_USER_MEMORY_REGION2 — observed
+// for the slot table, then passed on —, KVM_SET_MEMORY_ATTRIBUTES, their capabilities and
+// KVM_EXIT_MEMORY_FAULT) is the host's own; the real VM behind an SEV VM is a default VM, which
+// answers those capabilities as 7.2 does for SEV and SEV-ES VMs (no private attributes).
 #include <cerrno>
 #include <fcntl.h>
 #include <linux/kvm.h>
@@ -12,6 +15,7 @@
 #include "kvm_vm.h"
 #include "real_libc.h"
 #include "uapi/kvm_flex.h"
+#include "uapi/kvm_memory.h"
 #include "uapi/kvm_sev.h"
 #include "user_mem.h"
 
@@ -86,13 +90,19 @@ long KvmVm::create_vcpu(int fd, unsigned long arg) {
   return vcpufd;
 }
 
-long KvmVm::set_memory_region(int fd, unsigned long arg) {
+// KVM_SET_USER_MEMORY_REGION and KVM_SET_USER_MEMORY_REGION2 (whose first 32 bytes are the v1
+// struct; guest_memfd, its offset and binding are the real KVM's business).
+long KvmVm::set_memory_region(int fd, unsigned long req, unsigned long arg) {
   kvm_userspace_memory_region m;
   if (copy_from_user(&m, arg, sizeof m)) return -EFAULT;
+  if (req == uapi::KVMIO_SET_USER_MEMORY_REGION2) {
+    uapi::kvm_userspace_memory_region2 m2;
+    if (copy_from_user(&m2, arg, sizeof m2)) return -EFAULT;
+  }
   // check_memory_region_flags, before anything else: protected state has no read-only
   // memory (kvm_arch_has_readonly_mem), whatever the host KVM, which sees a default VM.
   if (s_->has_protected_state() && (m.flags & KVM_MEM_READONLY)) return -EINVAL;
-  long r = forward_ioctl(fd, KVM_SET_USER_MEMORY_REGION, arg);
+  long r = forward_ioctl(fd, req, arg);
   if (r < 0) return r;
   std::lock_guard<std::mutex> lock(s_->slots_lock);
   if (m.memory_size == 0)
@@ -113,7 +123,8 @@ long KvmVm::ioctl(int fd, unsigned long req, unsigned long arg) {
     case KVM_CREATE_VCPU:
       return create_vcpu(fd, arg);
     case KVM_SET_USER_MEMORY_REGION:
-      return set_memory_region(fd, arg);
+    case uapi::KVMIO_SET_USER_MEMORY_REGION2:
+      return set_memory_region(fd, req, arg);
     case KVM_CHECK_EXTENSION:
       if (arg == uapi::CAP_VM_TYPES) return check_vm_types(fd, req, arg);
       // kvm_vm_ioctl_check_extension: a VM with protected state has neither read-only memory

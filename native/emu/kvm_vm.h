@@ -88,7 +88,7 @@ class KvmVm : public FdObject {
 
  private:
   long create_vcpu(int fd, unsigned long arg);
-  long set_memory_region(int fd, unsigned long arg);
+  long set_memory_region(int fd, unsigned long req, unsigned long arg);
   std::shared_ptr<VmState> s_;
 };
 

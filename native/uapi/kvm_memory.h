@@ -10,9 +10,16 @@
 
 namespace uapi {
 
+constexpr uint32_t CAP_USER_MEMORY2 = 231;        // KVM_SET_USER_MEMORY_REGION2
 constexpr uint32_t CAP_MEMORY_FAULT_INFO = 232;  // KVM_EXIT_MEMORY_FAULT carries gpa/size/flags
 constexpr uint32_t CAP_MEMORY_ATTRIBUTES = 233;  // KVM_SET_MEMORY_ATTRIBUTES; answers the supported mask
 constexpr uint32_t CAP_GUEST_MEMFD = 234;        // KVM_CREATE_GUEST_MEMFD
+constexpr uint32_t CAP_GUEST_MEMFD_FLAGS = 244;  // the kvm_create_guest_memfd.flags this VM accepts
+
+// kvm_create_guest_memfd.flags (7.2's GUEST_MEMFD_FLAG_*, macros there, hence GMEM_FLAG_ here): the fd can be mmap'd (MAP_SHARED); its pages start shared,
+// so the user mapping can fault them in (only for VMs without private memory attributes).
+constexpr uint64_t GMEM_FLAG_MMAP = 1ull << 0;
+constexpr uint64_t GMEM_FLAG_INIT_SHARED = 1ull << 1;
 
 // kvm_userspace_memory_region(2).flags: the slot's private pages live in `guest_memfd`.
 constexpr uint32_t MEM_GUEST_MEMFD = 1u << 2;

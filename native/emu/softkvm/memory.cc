@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "uapi/kvm_memory.h"
+
 namespace sevemu::softkvm {
 namespace {
 
@@ -19,6 +21,10 @@ uint8_t* anon(uint64_t size) {
 }
 
 }  // namespace
+
+GmemInode::~GmemInode() { munmap(base, size); }
+
+bool Memslot::gmem_only() const { return gmem && (gmem->flags & uapi::GMEM_FLAG_MMAP); }
 
 Memslot::~Memslot() {
   if (plain_) munmap(plain_, size);
@@ -47,15 +53,20 @@ Memslot* SoftMemory::find(uint64_t gpa) const {
   return nullptr;
 }
 
-long SoftMemory::set_region(const kvm_userspace_memory_region& m, bool readonly_ok) {
-  uint32_t valid_flags = KVM_MEM_LOG_DIRTY_PAGES | (readonly_ok ? KVM_MEM_READONLY : 0);
+long SoftMemory::set_region(const kvm_userspace_memory_region2_fields& m, const RegionRules& rules) {
+  // check_memory_region_flags: guest_memfd slots have no dirty logging and are never read-only.
+  const bool gmem = m.flags & uapi::MEM_GUEST_MEMFD;
+  uint32_t valid_flags = uapi::MEM_GUEST_MEMFD;
+  if (!gmem) valid_flags |= KVM_MEM_LOG_DIRTY_PAGES;
+  if (rules.readonly_ok && !gmem) valid_flags |= KVM_MEM_READONLY;
   if (m.flags & ~valid_flags) return -EINVAL;
   const uint32_t as_id = m.slot >> 16, id = uint16_t(m.slot);
-  if (id >= kUserMemSlots) return -EINVAL;
   if (m.memory_size % kPage || m.guest_phys_addr % kPage) return -EINVAL;
   if (m.userspace_addr % kPage || m.userspace_addr > kTaskSize || m.memory_size > kTaskSize - m.userspace_addr)
     return -EINVAL;
-  if (as_id >= kAddressSpaces) return -EINVAL;
+  if (gmem && (m.guest_memfd_offset % kPage || m.guest_memfd_offset + m.memory_size < m.guest_memfd_offset))
+    return -EINVAL;
+  if (as_id >= rules.address_spaces || id >= kUserMemSlots) return -EINVAL;
   if (m.guest_phys_addr + m.memory_size < m.guest_phys_addr) return -EINVAL;
   if (m.memory_size / kPage > kMaxNrPages) return -EINVAL;
   std::lock_guard<std::mutex> change(change_mu_);
@@ -72,7 +83,9 @@ long SoftMemory::set_region(const kvm_userspace_memory_region& m, bool readonly_
   if (m.memory_size == 0) {
     if (!old) return -EINVAL;
   } else if (old) {
-    if (m.userspace_addr != old->uaddr || m.memory_size != old->size || ((m.flags ^ old->flags) & KVM_MEM_READONLY))
+    if (gmem) return -EINVAL;  // private memslots are immutable: they can only be deleted
+    if (m.userspace_addr != old->uaddr || m.memory_size != old->size ||
+        ((m.flags ^ old->flags) & (KVM_MEM_READONLY | uapi::MEM_GUEST_MEMFD)))
       return -EINVAL;
     if (m.guest_phys_addr == old->gpa && m.flags == old->flags) return 0;
     if (m.guest_phys_addr != old->gpa && overlaps(m.guest_phys_addr, m.memory_size)) return -EEXIST;
@@ -82,26 +95,40 @@ long SoftMemory::set_region(const kvm_userspace_memory_region& m, bool readonly_
   // The machine cannot place memory where its own private and scratch mappings live.
   if (m.memory_size && m.guest_phys_addr + m.memory_size > kMaxGpa) return -EINVAL;
 
+  std::shared_ptr<Memslot> fresh;
+  if (m.memory_size) {
+    fresh = std::make_shared<Memslot>();
+    fresh->id = m.slot;
+    fresh->flags = m.flags;
+    fresh->gpa = m.guest_phys_addr;
+    fresh->size = m.memory_size;
+    fresh->uaddr = m.userspace_addr;
+    if (gmem) {
+      if (!rules.bind) return -EINVAL;
+      if (long r = rules.bind(*fresh, m.guest_memfd, m.guest_memfd_offset); r < 0) return r;
+    }
+  }
+  if (old && old->gmem && !fresh && rules.unbind) rules.unbind(*old);
+
   // Stop every engine that maps the old slots, then change them.
+  exclusive([&] {
+    std::vector<std::shared_ptr<Memslot>> next;
+    for (const auto& s : slots_)
+      if (s != old) next.push_back(s);
+    if (fresh) next.push_back(std::move(fresh));
+    slots_ = std::move(next);
+  });
+  return 0;
+}
+
+void SoftMemory::exclusive(const std::function<void()>& fn) {
   {
     std::lock_guard<std::mutex> l(pending_mu_);
     pending_++;
   }
   if (kick_all_) kick_all_();
   lock_.lock();
-  std::vector<std::shared_ptr<Memslot>> next;
-  for (const auto& s : slots_)
-    if (s != old) next.push_back(s);
-  if (m.memory_size) {
-    auto s = std::make_shared<Memslot>();
-    s->id = m.slot;
-    s->flags = m.flags;
-    s->gpa = m.guest_phys_addr;
-    s->size = m.memory_size;
-    s->uaddr = m.userspace_addr;
-    next.push_back(std::move(s));
-  }
-  slots_ = std::move(next);
+  fn();
   generation_++;
   lock_.unlock();
   {
@@ -109,6 +136,60 @@ long SoftMemory::set_region(const kvm_userspace_memory_region& m, bool readonly_
     pending_--;
   }
   pending_cv_.notify_all();
+}
+
+void SoftMemory::invalidate(const std::function<void()>& fn) {
+  std::lock_guard<std::mutex> change(change_mu_);
+  exclusive(fn);
+}
+
+bool SoftMemory::is_private(uint64_t gfn) const {
+  auto it = private_gfns_.upper_bound(gfn);
+  if (it == private_gfns_.begin()) return false;
+  --it;
+  return gfn < it->second;
+}
+
+long SoftMemory::set_private(uint64_t start, uint64_t end, bool priv) {
+  std::lock_guard<std::mutex> change(change_mu_);
+  // kvm_vm_set_mem_attributes: nothing to do when the whole range already has the attributes.
+  bool all = true;
+  for (uint64_t g = start; g < end && all;) {
+    auto it = private_gfns_.upper_bound(g);
+    bool in = false;
+    uint64_t next = end;
+    if (it != private_gfns_.begin()) {
+      auto p = std::prev(it);
+      if (g < p->second) {
+        in = true;
+        next = std::min(end, p->second);
+      }
+    }
+    if (!in && it != private_gfns_.end()) next = std::min(end, it->first);
+    if (in != priv) all = false;
+    g = next;
+  }
+  if (all) return 0;
+  exclusive([&] {
+    // Cut [start, end) out of every range, then add it back when private; merge neighbours.
+    std::map<uint64_t, uint64_t> next;
+    for (const auto& [a, b] : private_gfns_) {
+      if (b <= start || a >= end) {
+        next[a] = b;
+        continue;
+      }
+      if (a < start) next[a] = start;
+      if (b > end) next[end] = b;
+    }
+    if (priv) next[start] = end;
+    private_gfns_.clear();
+    for (const auto& [a, b] : next) {
+      if (!private_gfns_.empty() && std::prev(private_gfns_.end())->second == a)
+        std::prev(private_gfns_.end())->second = b;
+      else
+        private_gfns_[a] = b;
+    }
+  });
   return 0;
 }
 

@@ -10,8 +10,10 @@
 // encrypted back into it when the vCPU leaves KVM_RUN.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -29,10 +31,31 @@ constexpr uint64_t kPrivateAlias = 1ull << 50;  // Unicorn address of GPA x's pr
 constexpr uint64_t kScratchAddr = 1ull << 51;   // one Unicorn page to complete MMIO accesses through
 constexpr uint64_t kMaxGpa = kPrivateAlias;     // memslots must lie below the aliases
 
+// A guest_memfd's memory (the kernel's gmem inode): the memfd behind the guest_memfd fd, mapped
+// here for the engine. It lives as long as the fd or a memslot that was bound to it (the engine
+// may still map it); whether a slot may still use it is Memslot::gmem_bound.
+struct GmemInode {
+  GmemInode(uint8_t* base, uint64_t size, uint64_t flags) : base(base), size(size), flags(flags) {}
+  ~GmemInode();
+  uint8_t* const base;
+  const uint64_t size;
+  const uint64_t flags;  // GUEST_MEMFD_FLAG_*
+};
+
 struct Memslot {
   uint32_t id = 0, flags = 0;
   uint64_t gpa = 0, size = 0, uaddr = 0;
+  // KVM_MEM_GUEST_MEMFD: the slot's private pages (and, for an mmap-able guest_memfd, all its
+  // pages: KVM_MEMSLOT_GMEM_ONLY) are guest_memfd's at `gmem_offset`. `gmem_bound` goes false
+  // when the guest_memfd is closed (kvm_gmem_release: slot->gmem.file = NULL).
+  std::shared_ptr<GmemInode> gmem;
+  uint64_t gmem_offset = 0;
+  std::atomic<bool> gmem_bound{false};
+  std::weak_ptr<void> gmem_file;  // the GmemFile, to unbind when the slot is deleted
   ~Memslot();
+
+  bool gmem_only() const;
+  uint8_t* gmem_ptr(uint64_t a) const { return gmem->base + gmem_offset + (a - gpa); }
 
   bool contains(uint64_t a) const { return a >= gpa && a - gpa < size; }
   uint8_t* host(uint64_t a) const { return reinterpret_cast<uint8_t*>(uaddr + (a - gpa)); }
@@ -51,11 +74,37 @@ struct Memslot {
   std::vector<uint8_t> valid_;
 };
 
+// The fields of struct kvm_userspace_memory_region2 the memslot code reads.
+struct kvm_userspace_memory_region2_fields {
+  uint32_t slot, flags;
+  uint64_t guest_phys_addr, memory_size, userspace_addr, guest_memfd_offset;
+  uint32_t guest_memfd;
+};
+
 class SoftMemory {
  public:
-  // KVM_SET_USER_MEMORY_REGION (kvm_set_memory_region): returns 0 or -errno. `readonly_ok`:
-  // kvm_arch_has_readonly_mem (not for VMs with protected state).
-  long set_region(const kvm_userspace_memory_region& m, bool readonly_ok);
+  // What a memslot change needs from the VM (kvm_set_memory_region's VM facts).
+  struct RegionRules {
+    bool readonly_ok;  // kvm_arch_has_readonly_mem (not for VMs with protected state)
+    uint32_t address_spaces;  // kvm_arch_nr_memslot_as_ids: 1 with private memory, else 2 (SMM)
+    // kvm_gmem_bind for KVM_MEM_GUEST_MEMFD: fills the slot's gmem fields, or -errno. Called
+    // with the change lock held, after the overlap checks, as in the kernel.
+    std::function<long(Memslot& s, uint32_t fd, uint64_t offset)> bind;
+    std::function<void(Memslot& s)> unbind;
+  };
+  // KVM_SET_USER_MEMORY_REGION(2) (kvm_set_memory_region): returns 0 or -errno.
+  // `m` is a kvm_userspace_memory_region2 (the v1 struct zero-extended).
+  long set_region(const kvm_userspace_memory_region2_fields& m, const RegionRules& rules);
+
+  // Memory attributes (KVM_SET_MEMORY_ATTRIBUTES, kvm->mem_attr_array): whether gfn is private.
+  // Callers hold a RunGuard or the change lock.
+  bool is_private(uint64_t gfn) const;
+  // Sets [start, end) (gfns) private or shared; running vCPUs leave the engine first (KVM zaps
+  // the range's mappings). Returns 0.
+  long set_private(uint64_t start, uint64_t end, bool priv);
+  // A guest_memfd bound to some slots was closed: stops the engines (their mappings of it go)
+  // after `fn` ran under the change lock.
+  void invalidate(const std::function<void()>& fn);
 
   // The slot holding `gpa`, or null (MMIO). Callers hold a RunGuard or the change lock.
   Memslot* find(uint64_t gpa) const;
@@ -92,6 +141,12 @@ class SoftMemory {
   int pending_ = 0;  // memslot changes waiting: new RunGuards wait for them
   std::function<void()> kick_all_;
   std::mutex private_mu_;  // private views (several vCPUs)
+  std::map<uint64_t, uint64_t> private_gfns_;  // private ranges: start gfn -> end gfn (exclusive)
+
+  // Runs `fn` (which changes slots or attributes) with every engine stopped; the caller holds
+  // change_mu_.
+  void exclusive(const std::function<void()>& fn);
 };
+
 
 }  // namespace sevemu::softkvm

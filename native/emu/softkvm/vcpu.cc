@@ -12,6 +12,7 @@
 #include "kvm_vm.h"
 #include "real_libc.h"
 #include "signals.h"
+#include "uapi/kvm_run.h"
 #include "vm.h"
 
 namespace sevemu::softkvm {
@@ -141,7 +142,13 @@ uint64_t* SoftVcpu::entry(uint64_t gpa) {
   Memslot* s = vm_->memory.find(gpa);
   if (!s || (gpa & 7)) return nullptr;
   auto key = sev_guest() ? vm_->sev->memory_key() : nullptr;
-  if (!key) return reinterpret_cast<uint64_t*>(s->host(gpa));
+  if (!key) {
+    switch (route(s, gpa)) {
+      case Route::kShared: return reinterpret_cast<uint64_t*>(s->host(gpa));
+      case Route::kGmem: return reinterpret_cast<uint64_t*>(s->gmem_ptr(gpa));
+      case Route::kFault: return nullptr;
+    }
+  }
   // Page-table walks of an SEV guest are always private.
   uint8_t* page = vm_->memory.private_page(*s, gpa, *key);
   return reinterpret_cast<uint64_t*>(page + (gpa & (kPage - 1)));
@@ -173,6 +180,15 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   const uint64_t page = t.gpa & ~(kPage - 1);
   if (probe_.active && !probe_.by_va && page == probe_.page) return map_probe(e);
   Memslot* s = vm_->memory.find(page);
+  bool priv_attr = false;
+  const Route where = sev_guest() ? Route::kShared : route(s, page, &priv_attr);
+  if (where == Route::kFault) {
+    if (outside) return map_probe(e);
+    // A private gfn without guest_memfd behind it (or a closed one): KVM_EXIT_MEMORY_FAULT.
+    fault_private_ = priv_attr;
+    note_memory_stop(Stop::kMemoryFault, page, 0, a);
+    return false;
+  }
   if (!s || (a == Access::kWrite && s->readonly())) {
     if (outside) return map_probe(e);
     // MMIO (no memslot), or a write to a read-only memslot: KVM_EXIT_MMIO.
@@ -186,7 +202,9 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   if (a == Access::kWrite) perms |= UC_PROT_WRITE;  // later writes refill: dirty tracking
   if (t.executable && (!key || priv)) perms |= UC_PROT_EXEC;
   if (key && priv && !t.private_access) perms = UC_PROT_EXEC;  // fetch from a C=0 page only
-  if (priv) {
+  if (where == Route::kGmem) {
+    e->paddr = kPrivateAlias + page;  // map_slot maps the guest_memfd there
+  } else if (priv) {
     vm_->memory.private_page(*s, page, *key);
     e->paddr = kPrivateAlias + page;
     if (a == Access::kWrite) dirty_private_.insert(page);
@@ -195,8 +213,9 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   }
   e->perms = uc_prot(perms);
   if (a == Access::kFetch) {
-    note_code_page(*s, page, priv);
-    if (guard_code_page(va_page, priv ? s->private_plain() + (page - s->gpa) : s->host(page))) {
+    const bool alias = priv || where == Route::kGmem;
+    note_code_page(*s, page, alias);
+    if (guard_code_page(va_page, alias ? alias_ptr(*s, page) : s->host(page))) {
       note_memory_stop(Stop::kRescan, page, 0, a);
       return false;  // translate again once the new exits are set
     }
@@ -236,7 +255,7 @@ bool SoftVcpu::guard_code_page(uint64_t va_page, const uint8_t* code) {
 void SoftVcpu::note_memory_stop(Stop kind, uint64_t page, uint32_t error, Access a) {
   if (mem_stop_ != Stop::kNone) return;
   mem_stop_ = kind;
-  if (kind == Stop::kMmio) {
+  if (kind == Stop::kMmio || kind == Stop::kMemoryFault) {
     mmio_gpa_ = page;
     mmio_access_ = a;
   } else {
@@ -277,7 +296,7 @@ void SoftVcpu::probe_write(uint64_t off, unsigned size, uint64_t value) {
 void SoftVcpu::note_code_page(Memslot& s, uint64_t page, bool priv) {
   for (const auto& c : code_pages_)
     if (c.gpa == page) return;
-  const uint8_t* bytes = priv ? s.private_plain() + (page - s.gpa) : s.host(page);
+  const uint8_t* bytes = priv ? alias_ptr(s, page) : s.host(page);
   code_pages_.push_back({page, priv, std::vector<uint8_t>(bytes, bytes + kPage)});
 }
 
@@ -288,7 +307,10 @@ bool SoftVcpu::code_pages_changed() {
   for (const auto& c : code_pages_) {
     Memslot* s = vm_->memory.find(c.gpa);
     const uint8_t* now = nullptr;
-    if (s) now = c.priv && key ? vm_->memory.private_page(*s, c.gpa, *key) : s->host(c.gpa);
+    if (s && c.priv)
+      now = key ? vm_->memory.private_page(*s, c.gpa, *key) : s->gmem ? s->gmem_ptr(c.gpa) : nullptr;
+    else if (s)
+      now = s->host(c.gpa);
     if (!now || memcmp(now, c.bytes.data(), kPage) != 0) return true;
   }
   return false;
@@ -322,6 +344,10 @@ void SoftVcpu::map_slot(Memslot& s) {
     log_line("software KVM: cannot map memslot %u at 0x%llx: %s", s.id, (unsigned long long)s.gpa, uc_.strerror(e));
   if (sev_guest()) {
     if (uc_.mem_map_ptr(uc, kPrivateAlias + s.gpa, s.size, UC_PROT_ALL, s.private_plain()) == UC_ERR_OK)
+      mapped_.push_back({kPrivateAlias + s.gpa, s.size});
+  } else if (s.gmem) {
+    // guest_memfd-backed pages (private gfns; every gfn of an mmap-able guest_memfd).
+    if (uc_.mem_map_ptr(uc, kPrivateAlias + s.gpa, s.size, UC_PROT_ALL, s.gmem_ptr(s.gpa)) == UC_ERR_OK)
       mapped_.push_back({kPrivateAlias + s.gpa, s.size});
   }
 }
@@ -577,6 +603,17 @@ SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
     case Stop::kMmio:
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;
       return mmio_exit();
+    case Stop::kMemoryFault: {
+      if (err != UC_ERR_EXCEPTION) return Next::kContinue;
+      // kvm_prepare_memory_fault_exit: KVM_RUN fails with EFAULT, the guest stays at the access.
+      auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
+      r->exit_reason = uapi::EXIT_MEMORY_FAULT;
+      r->memory_fault.flags = fault_private_ ? uapi::MEMORY_EXIT_FLAG_PRIVATE : 0;
+      r->memory_fault.gpa = mmio_gpa_;
+      r->memory_fault.size = kPage;
+      run_error_ = -EFAULT;
+      return Next::kError;
+    }
     case Stop::kException: {
       ctx_->load();
       const bool soft = ctx_->software_interrupt();
@@ -823,7 +860,15 @@ bool SoftVcpu::read_linear(uint64_t la, void* out, size_t n, Access a, uint64_t*
       return false;
     }
     const bool priv = key && (t.private_access || a == Access::kFetch);
-    const uint8_t* src = priv ? vm_->memory.private_page(*s, t.gpa, *key) + (t.gpa & (kPage - 1)) : s->host(t.gpa);
+    const Route where = key ? Route::kShared : route(s, t.gpa);
+    if (where == Route::kFault) {
+      *pf_addr = la;
+      *pf_error = ~0u;
+      return false;
+    }
+    const uint8_t* src = priv ? vm_->memory.private_page(*s, t.gpa, *key) + (t.gpa & (kPage - 1))
+                         : where == Route::kGmem ? s->gmem_ptr(t.gpa)
+                                                 : s->host(t.gpa);
     memcpy(dst, src, chunk);
     dst += chunk;
     la += chunk;
@@ -854,9 +899,17 @@ bool SoftVcpu::write_linear(uint64_t la, const void* in, size_t n, uint64_t* pf_
       return false;
     }
     uint8_t* dst;
+    const Route where = key ? Route::kShared : route(s, t.gpa);
+    if (where == Route::kFault) {
+      *pf_addr = la;
+      *pf_error = ~0u;
+      return false;
+    }
     if (key && t.private_access) {
       dst = vm_->memory.private_page(*s, t.gpa, *key) + (t.gpa & (kPage - 1));
       dirty_private_.insert(t.gpa & ~(kPage - 1));
+    } else if (where == Route::kGmem) {
+      dst = s->gmem_ptr(t.gpa);
     } else {
       dst = s->host(t.gpa);
     }
@@ -871,7 +924,33 @@ bool SoftVcpu::write_linear(uint64_t la, const void* in, size_t n, uint64_t* pf_
 uint8_t* SoftVcpu::host_ptr(uint64_t gpa, size_t n) {
   Memslot* s = vm_->memory.find(gpa);
   if (!s || gpa + n > s->gpa + s->size || gpa + n < gpa) return nullptr;
-  return s->host(gpa);
+  if (sev_guest()) return s->host(gpa);
+  for (uint64_t p = gpa & ~(kPage - 1); p < gpa + n; p += kPage)  // one kind for the whole range
+    if (route(s, p) != route(s, gpa)) return nullptr;
+  switch (route(s, gpa)) {
+    case Route::kShared: return s->host(gpa);
+    case Route::kGmem: return s->gmem_ptr(gpa);
+    case Route::kFault: break;
+  }
+  return nullptr;
+}
+
+SoftVcpu::Route SoftVcpu::route(const Memslot* s, uint64_t gpa, bool* priv_out) {
+  // For VMs with private memory the attributes are the source of truth for an access's kind
+  // (kvm_mmu_page_fault sets PFERR_PRIVATE_ACCESS from them); a private gfn without a memslot,
+  // without guest_memfd or whose guest_memfd was closed is a memory fault
+  // (kvm_handle_noslot_fault, kvm_mmu_faultin_pfn_gmem). Slots of an mmap-able guest_memfd take
+  // shared accesses from it too (kvm_memslot_is_gmem_only).
+  const bool priv = vm_->has_private_mem() && vm_->memory.is_private(gpa / kPage);
+  if (priv_out) *priv_out = priv;
+  if (!priv && !(s && s->gmem_only())) return Route::kShared;
+  if (!s || !s->gmem || !s->gmem_bound.load(std::memory_order_acquire)) return Route::kFault;
+  return Route::kGmem;
+}
+
+uint8_t* SoftVcpu::alias_ptr(Memslot& s, uint64_t gpa) {
+  if (sev_guest()) return s.private_plain() + ((gpa & ~(kPage - 1)) - s.gpa);
+  return s.gmem_ptr(gpa & ~(kPage - 1));
 }
 
 bool SoftVcpu::read_gpa(uint64_t gpa, void* out, size_t n) {

@@ -61,7 +61,7 @@ class SoftVcpu : public PageTableMemory {
   void changed(uint64_t gpa) override;
 
  private:
-  enum class Stop { kNone, kKick, kRescan, kMmio, kPageFault, kNoTable, kException, kInvalid, kUnexpected };
+  enum class Stop { kNone, kKick, kRescan, kMmio, kMemoryFault, kPageFault, kNoTable, kException, kInvalid, kUnexpected };
   enum class Next { kContinue, kExit, kError };  // after emulating an instruction or an event
 
   // What the next KVM_RUN completes before running (KVM's complete_userspace_io).
@@ -163,7 +163,14 @@ class SoftVcpu : public PageTableMemory {
   // `cpl` >= 0: access with that privilege (implicit supervisor accesses of event delivery).
   bool read_linear(uint64_t la, void* out, size_t n, Access a, uint64_t* pf_addr, uint32_t* pf_error, int cpl = -1);
   bool write_linear(uint64_t la, const void* in, size_t n, uint64_t* pf_addr, uint32_t* pf_error, int cpl = -1);
-  // KVM's own accesses to guest-physical memory: the VMM's mapping (ciphertext for private pages).
+  // Where a guest access to `gpa` goes on a VM without SEV (private memory: the gfn's attributes
+  // and the slot's guest_memfd decide; mmu.c kvm_mmu_faultin_pfn). `s` may be null (no slot).
+  enum class Route { kShared, kGmem, kFault };
+  Route route(const Memslot* s, uint64_t gpa, bool* priv = nullptr);
+  // The page behind an alias (kPrivateAlias) mapping: SEV's private view or the guest_memfd.
+  uint8_t* alias_ptr(Memslot& s, uint64_t gpa);
+  // KVM's own accesses to guest-physical memory: the VMM's mapping (ciphertext for private pages;
+  // guest_memfd for a private gfn of a VM with private memory).
   uint8_t* host_ptr(uint64_t gpa, size_t n);
   bool read_gpa(uint64_t gpa, void* out, size_t n);
   bool write_gpa(uint64_t gpa, const void* in, size_t n);
@@ -266,7 +273,8 @@ class SoftVcpu : public PageTableMemory {
   uint32_t fault_error_ = 0;
   Access fault_access_ = Access::kRead;
   uint32_t intno_ = 0;
-  uint64_t mmio_gpa_ = 0;  // the MMIO page accessed
+  uint64_t mmio_gpa_ = 0;  // the MMIO page accessed (or the page of a memory fault)
+  bool fault_private_ = false;  // a memory fault's access was private
   Access mmio_access_ = Access::kRead;
   Probe probe_;
   uc_context* snapshot_ = nullptr;  // CPU state before a probed instruction

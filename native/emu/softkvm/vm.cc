@@ -1,4 +1,4 @@
-// /dev/kvm, VM fds and vCPU fds of the software KVM (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c).
+// /dev/kvm, VM fds and vCPU fds of the software KVM (guest_memfd fds: guest_memfd.cc) (virt/kvm/kvm_main.c, arch/x86/kvm/x86.c).
 #include "vm.h"
 
 #include <fcntl.h>
@@ -12,6 +12,7 @@
 
 #include "common.h"
 #include "cpu_model.h"
+#include "guest_memfd.h"
 #include "generation.h"
 #include "host_facts.h"
 #include "kvm_emu.h"
@@ -188,11 +189,22 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
     case KVM_CAP_IRQ_ROUTING: return 4096;
     case KVM_CAP_MCE: return 32;  // KVM_MAX_MCE_BANKS
     case KVM_CAP_READONLY_MEM: return vm && vm->sev->has_protected_state() ? 0 : 1;
-    // No private memory yet (it comes with SNP guests): no guest_memfd, no memory attributes, and
-    // KVM_SET_USER_MEMORY_REGION2 is not offered.
-    case uapi::CAP_GUEST_MEMFD: case uapi::CAP_MEMORY_ATTRIBUTES: return 0;
+    // Private memory (kvm_main.c, x86.c with CONFIG_KVM_GUEST_MEMFD, which x86-64 selects, and
+    // CONFIG_KVM_SW_PROTECTED_VM): guest_memfd and KVM_SET_USER_MEMORY_REGION2 on every VM; the
+    // PRIVATE attribute on /dev/kvm and on VMs with private memory (kvm_supported_mem_attributes);
+    // guest_memfd flags per VM (kvm_gmem_get_supported_flags: INIT_SHARED only without private
+    // memory); memory-fault exits carry their gpa, size and flags.
+    case uapi::CAP_USER_MEMORY2: case uapi::CAP_GUEST_MEMFD: case uapi::CAP_MEMORY_FAULT_INFO:
+      return 1;
+    case uapi::CAP_MEMORY_ATTRIBUTES:
+      return !vm || vm->has_private_mem() ? long(uapi::MEMORY_ATTRIBUTE_PRIVATE) : 0;
+    case uapi::CAP_GUEST_MEMFD_FLAGS:
+      return long(uapi::GMEM_FLAG_MMAP) |
+             (!vm || !vm->has_private_mem() ? long(uapi::GMEM_FLAG_INIT_SHARED) : 0);
     case uapi::CAP_VM_TYPES: {
-      long mask = 1L << uapi::KVM_X86_DEFAULT_VM;
+      // kvm_caps.supported_vm_types: DEFAULT, SW_PROTECTED (CONFIG_KVM_SW_PROTECTED_VM with the
+      // TDP MMU, as on any SVM host), and the SEV types sev_set_cpu_caps adds.
+      long mask = 1L << uapi::KVM_X86_DEFAULT_VM | 1L << uapi::KVM_X86_SW_PROTECTED_VM;
       if (f.sev) mask |= 1L << uapi::KVM_X86_SEV_VM;
       if (f.es) mask |= 1L << uapi::KVM_X86_SEV_ES_VM;
       return mask;
@@ -223,9 +235,29 @@ class SoftVmFile : public FdObject {
       case KVM_SET_USER_MEMORY_REGION: {
         kvm_userspace_memory_region m;
         if (copy_from_user(&m, arg, sizeof m)) return -EFAULT;
+        // KVM_SET_USER_MEMORY_REGION_V1_FLAGS
         if (m.flags & ~uint32_t(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY)) return -EINVAL;
-        return vm_->memory.set_region(m, !vm_->sev->has_protected_state());
+        return set_region({m.slot, m.flags, m.guest_phys_addr, m.memory_size, m.userspace_addr, 0, 0});
       }
+      case uapi::KVMIO_SET_USER_MEMORY_REGION2: {
+        uapi::kvm_userspace_memory_region2 m;
+        if (copy_from_user(&m, arg, sizeof m)) return -EFAULT;
+        return set_region({m.slot, m.flags, m.guest_phys_addr, m.memory_size, m.userspace_addr,
+                           m.guest_memfd_offset, m.guest_memfd});
+      }
+      case uapi::KVMIO_SET_MEMORY_ATTRIBUTES: {
+        uapi::kvm_memory_attributes a;
+        if (copy_from_user(&a, arg, sizeof a)) return -EFAULT;
+        // kvm_vm_ioctl_set_mem_attributes
+        const uint64_t supported = vm_->has_private_mem() ? uapi::MEMORY_ATTRIBUTE_PRIVATE : 0;
+        if (a.flags || (a.attributes & ~supported)) return -EINVAL;
+        if (a.size == 0 || a.address + a.size < a.address) return -EINVAL;
+        if (a.address % kPage || a.size % kPage) return -EINVAL;
+        return vm_->memory.set_private(a.address / kPage, (a.address + a.size) / kPage,
+                                       a.attributes & uapi::MEMORY_ATTRIBUTE_PRIVATE);
+      }
+      case uapi::KVMIO_CREATE_GUEST_MEMFD:
+        return create_guest_memfd(vm_, arg);
       case KVM_SET_TSS_ADDR:
         return 0;  // SVM needs no real-mode TSS
       case KVM_SET_IDENTITY_MAP_ADDR: {
@@ -252,12 +284,34 @@ class SoftVmFile : public FdObject {
   }
 
  private:
+  // kvm_set_memory_region with this VM's rules; a guest_memfd is looked up in the fd table.
+  long set_region(const kvm_userspace_memory_region2_fields& m) {
+    // Both outlive the change lock: a concurrent close may leave them the last references.
+    std::shared_ptr<GmemFile> file, unbound;
+    SoftMemory::RegionRules rules;
+    rules.readonly_ok = !vm_->sev->has_protected_state();
+    rules.address_spaces = vm_->has_private_mem() ? 1 : 2;
+    rules.bind = [&](Memslot& s, uint32_t fd, uint64_t offset) -> long {
+      // kvm_gmem_bind: fget → EBADF for no open file; EINVAL for a file that is not guest_memfd.
+      if (int(fd) < 0 || real::fcntl(int(fd), F_GETFD, 0) < 0) return -EBADF;
+      file = std::dynamic_pointer_cast<GmemFile>(fd_table::lookup(int(fd)));
+      if (!file) return -EINVAL;
+      return file->bind(vm_.get(), s, offset);
+    };
+    rules.unbind = [&](Memslot& s) {
+      unbound = std::static_pointer_cast<GmemFile>(s.gmem_file.lock());
+      if (unbound) unbound->unbind(s);
+    };
+    return vm_->memory.set_region(m, rules);
+  }
+
   std::shared_ptr<SoftVm> vm_;
 };
 
 long create_vm(unsigned long type, int flags) {
   const KvmSevFacts& f = kvm_sev_facts();
-  const bool ok = type == uapi::KVM_X86_DEFAULT_VM || (type == uapi::KVM_X86_SEV_VM && f.sev) ||
+  const bool ok = type == uapi::KVM_X86_DEFAULT_VM || type == uapi::KVM_X86_SW_PROTECTED_VM ||
+                  (type == uapi::KVM_X86_SEV_VM && f.sev) ||
                   (type == uapi::KVM_X86_SEV_ES_VM && f.es);
   if (!ok) return -EINVAL;  // kvm_is_vm_type_supported
   int fd = object_fd("sevemu-kvm-vm", O_CLOEXEC | flags);
@@ -311,6 +365,8 @@ SoftVm::SoftVm(uint32_t t) : type(t), sev(std::make_shared<VmState>(t, true)) {
   if (sevemu_cpuid(0x80000008, 0, r) && (r[0] & 0xff)) maxphyaddr = r[0] & 0xff;
   memory.set_kicker([this] { kick_all(); });
 }
+
+bool SoftVm::has_private_mem() const { return type == uapi::KVM_X86_SW_PROTECTED_VM; }
 
 SoftVm::~SoftVm() {
   std::lock_guard<std::mutex> l(vcpus_mu_);

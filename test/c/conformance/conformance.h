@@ -39,6 +39,7 @@ extern int conformance_failures;
 void platform_checks(void);
 void kvm_caps_checks(void);
 void kvm_sev_checks(void);
+void kvm_mem_checks(void);
 void sev_guest_checks(void);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
     {"platform", platform_checks},
     {"kvm-caps", kvm_caps_checks},
     {"kvm-sev", kvm_sev_checks},
+    {"kvm-mem", kvm_mem_checks},
     {"sev-guest", sev_guest_checks},  /* needs `sev-emu run --guest` */
 };
 

@@ -64,4 +64,56 @@ struct kvm_sev_init {
 #define KVM_CAP_VM_TYPES 235
 #endif
 
+/* Private memory (include/uapi/linux/kvm.h, 6.8 and later; GUEST_MEMFD flags 6.18). */
+#ifndef KVM_X86_SW_PROTECTED_VM
+#define KVM_X86_SW_PROTECTED_VM 1
+#endif
+#ifndef KVM_CAP_GUEST_MEMFD
+#define KVM_CAP_USER_MEMORY2 231
+#define KVM_CAP_MEMORY_FAULT_INFO 232
+#define KVM_CAP_MEMORY_ATTRIBUTES 233
+#define KVM_CAP_GUEST_MEMFD 234
+#define KVM_MEM_GUEST_MEMFD (1UL << 2)
+#define KVM_EXIT_MEMORY_FAULT 39
+#define KVM_MEMORY_EXIT_FLAG_PRIVATE (1ULL << 3)
+#define KVM_MEMORY_ATTRIBUTE_PRIVATE (1ULL << 3)
+struct kvm_userspace_memory_region2 {
+  __u32 slot;
+  __u32 flags;
+  __u64 guest_phys_addr;
+  __u64 memory_size;
+  __u64 userspace_addr;
+  __u64 guest_memfd_offset;
+  __u32 guest_memfd;
+  __u32 pad1;
+  __u64 pad2[14];
+};
+struct kvm_memory_attributes {
+  __u64 address;
+  __u64 size;
+  __u64 attributes;
+  __u64 flags;
+};
+struct kvm_create_guest_memfd {
+  __u64 size;
+  __u64 flags;
+  __u64 reserved[6];
+};
+#define KVM_SET_USER_MEMORY_REGION2 _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2)
+#define KVM_SET_MEMORY_ATTRIBUTES _IOW(KVMIO, 0xd2, struct kvm_memory_attributes)
+#define KVM_CREATE_GUEST_MEMFD _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd)
+#endif
+#ifndef KVM_CAP_GUEST_MEMFD_FLAGS
+#define KVM_CAP_GUEST_MEMFD_FLAGS 244
+#define GUEST_MEMFD_FLAG_MMAP (1ULL << 0)
+#define GUEST_MEMFD_FLAG_INIT_SHARED (1ULL << 1)
+#endif
+/* kvm_run.memory_fault sits in the exit union (offset 32) that 6.1's struct kvm_run lacks. */
+struct memory_fault_exit {
+  __u64 flags;
+  __u64 gpa;
+  __u64 size;
+};
+#define RUN_MEMORY_FAULT(run) ((struct memory_fault_exit*)((char*)(run) + 32))
+
 #endif
