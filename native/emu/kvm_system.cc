@@ -71,6 +71,9 @@ long check_vm_types(int fd, unsigned long req, unsigned long arg) {
   long r = forward_ioctl(fd, req, arg);
   if (r < 0) return r;
   const KvmSevFacts& f = kvm_sev_facts();
+  // A real SNP host's KVM offers SNP VMs; the emulated host does not (its firmware does not launch
+  // SNP guests yet), so never let that type through to a real KVM that would bypass it.
+  r &= ~(1L << uapi::KVM_X86_SNP_VM);
   r |= 1L << uapi::KVM_X86_DEFAULT_VM;
   if (f.sev) r |= 1L << uapi::KVM_X86_SEV_VM;
   if (f.es) r |= 1L << uapi::KVM_X86_SEV_ES_VM;
@@ -84,6 +87,7 @@ long create_vm(int fd, unsigned long type) {
   bool sev_type = type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM;
   if (sev_type && !(type == uapi::KVM_X86_SEV_VM ? f.sev : f.es))
     return -EINVAL;  // kvm_is_vm_type_supported
+  if (type == uapi::KVM_X86_SNP_VM) return -EINVAL;  // not offered (check_vm_types)
   if (!sev_type && type != uapi::KVM_X86_DEFAULT_VM) return forward_ioctl(fd, KVM_CREATE_VM, type);
   // The real VM is a default one; the emulated kernel remembers what was asked for.
   long vmfd = forward_ioctl(fd, KVM_CREATE_VM, uapi::KVM_X86_DEFAULT_VM);
