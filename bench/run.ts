@@ -7,6 +7,7 @@ import { printRows, rowPasses } from './common';
 import { exitsBench } from './exits';
 import { hashBench } from './hash';
 import { snpBench } from './snp';
+import { startupBench } from './startup';
 import { streamBench } from './stream';
 
 async function main(): Promise<boolean> {
@@ -27,6 +28,11 @@ async function main(): Promise<boolean> {
   if (wanted('hash')) {
     const rows = hashBench({ short });
     printRows(`Owner-side hashing vs openssl dgst on the same files, page cache warm${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
+  if (wanted('startup')) {
+    const rows = startupBench({ short });
+    printRows(`Start-up against a bare node, under the emulator${short ? ', short run' : ''}`, rows, json);
     results.push(rows.every((r) => rowPasses(r) !== false));
   }
   if (wanted('snp')) {

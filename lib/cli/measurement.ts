@@ -186,7 +186,6 @@ const INPUTS = `  --api-major N --api-minor N --build-id N   firmware version (d
 
 export const measurementCommand: Command = {
   name: 'measurement',
-  summary: 'Build or verify the expected SEV / SEV-ES launch measurement',
   usage: `measurement build  <inputs> [--outfile PATH]
        sev measurement verify --measurement PATH|BASE64 <inputs>
 

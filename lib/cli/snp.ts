@@ -313,7 +313,6 @@ function generateKeyDigest(ctx: CliContext, args: string[]): number {
 
 export const snpCommand: Command = {
   name: 'snp',
-  summary: 'SEV-SNP attestation: get reports, certificates and derived keys in a guest; display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--trust-ark FILE|SHA256] [--json]',

@@ -15,7 +15,7 @@ import {
   type SnpPlatformStatus,
 } from './types';
 
-import { SEV_CERT_SIZE } from '../certs/sev-cert';
+import { SEV_CERT_SIZE } from '../certs/constants';
 /** The largest blob the kernel bounces for the platform (SEV_FW_BLOB_MAX_SIZE). */
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
 const { EIO, EINVAL, ENOENT, EACCES, EPERM } = osConstants.errno;
