@@ -4,6 +4,7 @@
 //   --json    the SNP table as one JSON line
 //   snp | stream | exits | hash | startup | calls   run only the named benchmarks
 import { printRows, rowPasses } from './common';
+import { callsBench } from './calls';
 import { exitsBench } from './exits';
 import { hashBench } from './hash';
 import { snpBench } from './snp';
@@ -33,6 +34,11 @@ async function main(): Promise<boolean> {
   if (wanted('startup')) {
     const rows = startupBench({ short });
     printRows(`Start-up against a bare node, under the emulator${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
+  if (wanted('calls')) {
+    const rows = callsBench({ short });
+    printRows(`Call overhead against C, under the emulator${short ? ', short run' : ''}`, rows, json);
     results.push(rows.every((r) => rowPasses(r) !== false));
   }
   if (wanted('snp')) {
