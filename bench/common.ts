@@ -41,7 +41,19 @@ export interface BenchOptions {
 
 /** One row of a results table: a figure of node-sev beside its limit or peer, or why it is missing. */
 export type BenchRow =
-  | { scenario: string; unit: string; value: number; reference: number; target: number; ratio?: number }
+  | {
+      scenario: string;
+      unit: string;
+      value: number;
+      reference: number;
+      target: number;
+      ratio?: number;
+      /** The smallest and largest ratio over the runs the median came from. */
+      ratioRange?: [number, number];
+      /** node-sev's peak resident set size (MiB) and the most it may be: the row fails above it. */
+      peakRssMiB?: number;
+      peakRssLimitMiB?: number;
+    }
   | { scenario: string; why: string };
 
 /** A measured row's ratio: its own when it has one (e.g. a median of paired runs), else value / reference. */
@@ -51,7 +63,9 @@ export function rowRatio(row: BenchRow): number | undefined {
 
 /** Whether a measured row meets its target (ratio ≥ target). */
 export function rowPasses(row: BenchRow): boolean | undefined {
-  return 'why' in row ? undefined : rowRatio(row)! >= row.target;
+  if ('why' in row) return undefined;
+  if (row.peakRssMiB !== undefined && row.peakRssLimitMiB !== undefined && !(row.peakRssMiB <= row.peakRssLimitMiB)) return false;
+  return rowRatio(row)! >= row.target;
 }
 
 /** Prints rows as the table `scenario | node-sev | limit/peer | ratio | target | pass`, or as JSON. */
@@ -62,12 +76,16 @@ export function printRows(title: string, rows: BenchRow[], json = false): void {
     return;
   }
   const num = (x: number, unit: string) => `${x >= 100 ? x.toFixed(0) : x.toPrecision(3)}${unit}`;
-  const cells = rows.map((r) =>
-    'why' in r
-      ? [r.scenario, '—', '—', '—', '—', `not measured: ${r.why}`]
-      : [r.scenario, num(r.value, r.unit), num(r.reference, r.unit), rowRatio(r)!.toFixed(3), `≥ ${r.target}`, rowPasses(r) ? 'yes' : 'NO'],
-  );
-  const header = ['scenario', 'node-sev', 'limit/peer', 'ratio', 'target', 'pass'];
+  // Optional columns, shown when some row has them: the ratio's min–max, node-sev's peak RSS.
+  const ranges = rows.some((r) => !('why' in r) && r.ratioRange);
+  const rss = rows.some((r) => !('why' in r) && r.peakRssMiB !== undefined);
+  const cells = rows.map((r) => {
+    if ('why' in r) return [r.scenario, '—', '—', '—', ...(ranges ? ['—'] : []), '—', ...(rss ? ['—'] : []), `not measured: ${r.why}`];
+    const range = r.ratioRange ? `${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)}` : '';
+    const peak = r.peakRssMiB === undefined ? '' : `${r.peakRssMiB.toFixed(1)} MiB${r.peakRssLimitMiB === undefined ? '' : ` (≤ ${r.peakRssLimitMiB})`}`;
+    return [r.scenario, num(r.value, r.unit), num(r.reference, r.unit), rowRatio(r)!.toFixed(3), ...(ranges ? [range] : []), `≥ ${r.target}`, ...(rss ? [peak] : []), rowPasses(r) ? 'yes' : 'NO'];
+  });
+  const header = ['scenario', 'node-sev', 'limit/peer', 'ratio', ...(ranges ? ['min–max'] : []), 'target', ...(rss ? ['peak RSS'] : []), 'pass'];
   // The last column is not padded, so a long "not measured" reason does not widen the table.
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (c: string[]) => c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]))).join(' | ');

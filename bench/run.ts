@@ -2,10 +2,13 @@
 // measured in the same run. Exits non-zero when a target is missed.
 //   --short   a quick run (what CI runs): fewer, shorter repetitions; targets shown, not enforced
 //   --json    the SNP table as one JSON line
-//   snp | stream | exits   run only the named benchmarks
+//   snp | stream | exits | hash | startup | calls   run only the named benchmarks
 import { printRows, rowPasses } from './common';
+import { callsBench } from './calls';
 import { exitsBench } from './exits';
+import { hashBench } from './hash';
 import { snpBench } from './snp';
+import { startupBench } from './startup';
 import { streamBench } from './stream';
 
 async function main(): Promise<boolean> {
@@ -23,6 +26,21 @@ async function main(): Promise<boolean> {
   const results: boolean[] = [];
   if (wanted('stream')) results.push(streamBench());
   if (wanted('exits')) results.push(exitsBench());
+  if (wanted('hash')) {
+    const rows = hashBench({ short });
+    printRows(`Owner-side hashing vs openssl dgst on the same files, page cache warm${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
+  if (wanted('startup')) {
+    const rows = startupBench({ short });
+    printRows(`Start-up against a bare node, under the emulator${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
+  if (wanted('calls')) {
+    const rows = callsBench({ short });
+    printRows(`Call overhead against C, under the emulator${short ? ', short run' : ''}`, rows, json);
+    results.push(rows.every((r) => rowPasses(r) !== false));
+  }
   if (wanted('snp')) {
     const rows = await snpBench({ short });
     printRows(`SEV-SNP report verification per second (real Milan report)${short ? ', short run' : ''}`, rows, json);

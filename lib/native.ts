@@ -1,6 +1,7 @@
-// The compiled addon (build/Release/sev_addon.node), loaded through `bindings`, with the types of
+// The compiled addon (build/Release/sev_addon.node), loaded from there directly (or, for another
+// build layout, through `bindings`, which probes several paths and costs start-up), with the types of
 // what its C++ objects return. Only lib/ modules talk to it; users get the typed classes.
-import bindings from 'bindings';
+import * as path from 'node:path';
 
 /** What every native ioctl call reports: errno (0 = success) and the firmware status word. */
 export interface NativeOutcome {
@@ -107,4 +108,14 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
-export const native: NativeAddon = bindings('sev_addon');
+function loadAddon(): NativeAddon {
+  try {
+    // dist/lib/native.js → <package>/build/Release/sev_addon.node, where node-gyp puts it.
+    return require(path.join(__dirname, '..', '..', 'build', 'Release', 'sev_addon.node'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
+    return require('bindings')('sev_addon');
+  }
+}
+
+export const native: NativeAddon = loadAddon();

@@ -71,3 +71,6 @@ export function algorithmFor(kind: KeyKind, hash: HashName): Algorithm {
 
 /** Digest sizes in bytes; RSA-PSS in both formats uses a salt as long as the digest. */
 export const HASH_BYTES: Readonly<Record<HashName, number>> = Object.freeze({ sha256: 32, sha384: 48 });
+
+/** Size of an SEV-format certificate (here, a leaf module: the platform needs it without the crypto). */
+export const SEV_CERT_SIZE = 0x824; // 2084

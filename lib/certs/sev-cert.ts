@@ -38,9 +38,9 @@ import {
   type EcPublicKeyComponents,
 } from './keys';
 import { ecdsaSign, ecdsaVerify, rsaPssSign, rsaPssVerify } from './signing';
+import { SEV_CERT_SIZE } from './constants';
 
-/** Size of an SEV-format certificate. */
-export const SEV_CERT_SIZE = 0x824; // 2084
+export { SEV_CERT_SIZE };
 /** Size of the signed region (header and public key). */
 export const SEV_CERT_BODY_SIZE = 0x414;
 /** Offsets of the two signature slots. */

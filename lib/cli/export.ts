@@ -10,7 +10,6 @@ import { CA_HELP, CA_OPTIONS, CA_USAGE, caOptionsFrom } from './trust';
 
 export const exportCommand: Command = {
   name: 'export',
-  summary: 'Export the SEV certificate chain (with --full, also the AMD ASK and ARK)',
   usage: `export [--full] ${CA_USAGE} [--json] <destination>\n\n${CA_HELP}`,
   options: { full: { type: 'boolean', short: 'f' }, ...CA_OPTIONS },
   async run(ctx, { values, positionals }) {

@@ -9,7 +9,8 @@ import {
   expectedMeasurement, verifyLaunchMeasurement, POLICY_ES,
   type ExpectedMeasurementParams,
 } from '../owner/expected-measurement';
-import { parseIntOrHex, readBase64, readBase64OrPath, readFileArg } from '../owner/inputs';
+import { digestFileArg } from '../owner/file-digest';
+import { MAX_FIRMWARE_FILE_BYTES, parseIntOrHex, readBase64, readBase64OrPath, readFileArg } from '../owner/inputs';
 import { sevEsVcpusFor, type LaunchImages, type SevEsVcpus } from '../owner/launch-digest';
 import { LAUNCH_MEASURE_BLOB_SIZE, MEASUREMENT_SIZE, MNONCE_SIZE } from '../owner/measurement';
 import { OvmfImage } from '../owner/ovmf';
@@ -79,14 +80,15 @@ function sevEsVcpus(v: Values, ovmf: OvmfImage): SevEsVcpus | undefined {
 }
 
 function launchImages(ctx: CliContext, v: Values, policy: number): LaunchImages {
-  const ovmf = OvmfImage.parse(readFileArg(COMMAND, '--firmware', required(v, 'firmware', ' (or --launch-digest)')));
+  const ovmf = OvmfImage.parse(readFileArg(COMMAND, '--firmware', required(v, 'firmware', ' (or --launch-digest)'), MAX_FIRMWARE_FILE_BYTES));
   const images: LaunchImages = { firmware: ovmf };
   const kernel = str(v, 'kernel');
   if (kernel !== undefined) {
     const initrd = str(v, 'initrd');
+    // Measured through their SHA-256 only: streamed once, never held in memory.
     images.kernelBoot = {
-      kernel: readFileArg(COMMAND, '--kernel', kernel),
-      initrd: initrd === undefined ? undefined : readFileArg(COMMAND, '--initrd', initrd),
+      kernel: digestFileArg(COMMAND, '--kernel', kernel),
+      initrd: initrd === undefined ? undefined : digestFileArg(COMMAND, '--initrd', initrd),
       cmdline: str(v, 'cmdline'),
     };
   } else if (str(v, 'initrd') !== undefined || str(v, 'cmdline') !== undefined) {
@@ -184,7 +186,6 @@ const INPUTS = `  --api-major N --api-minor N --build-id N   firmware version (d
 
 export const measurementCommand: Command = {
   name: 'measurement',
-  summary: 'Build or verify the expected SEV / SEV-ES launch measurement',
   usage: `measurement build  <inputs> [--outfile PATH]
        sev measurement verify --measurement PATH|BASE64 <inputs>
 

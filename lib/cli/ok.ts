@@ -5,7 +5,6 @@ import type { Command } from './sev';
 
 export const okCommand: Command = {
   name: 'ok',
-  summary: 'Probe the host for SEV support (CPU, BIOS, kernel, KVM, device, firmware)',
   usage: 'ok [sev|es|snp] [--json]',
   async run(ctx, { positionals }) {
     const level = (positionals[0] ?? 'sev') as ProbeLevel;

@@ -15,7 +15,6 @@ function withPlatform<T>(writable: boolean, f: (p: SevPlatform) => Promise<T>): 
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'Generate a new self-signed OCA certificate and key',
   usage: 'generate [--json] <cert> <key>   (the key is written as PKCS#8 PEM, mode 0600)',
   async run(ctx, { positionals }) {
     const [cert, key] = positionals;
@@ -29,7 +28,6 @@ export const generateCommand: Command = {
 
 export const provisionCommand: Command = {
   name: 'provision',
-  summary: "Take ownership of the SEV platform with an OCA (PEK_CSR, sign, PEK_CERT_IMPORT)",
   usage: 'provision [--json] <cert> <key>',
   async run(ctx, { positionals }) {
     const [cert, key] = positionals;
@@ -43,7 +41,6 @@ export const provisionCommand: Command = {
 
 export const rotateCommand: Command = {
   name: 'rotate',
-  summary: 'Rotate the PDH (PDH_GEN)',
   usage: 'rotate [--json]',
   async run(ctx) {
     await withPlatform(true, (p) => p.pdhGen());
@@ -54,7 +51,6 @@ export const rotateCommand: Command = {
 
 export const resetCommand: Command = {
   name: 'reset',
-  summary: 'Reset the SEV platform (FACTORY_RESET): new keys, no owner',
   usage: 'reset [--json]',
   async run(ctx) {
     await withPlatform(true, (p) => p.factoryReset());
@@ -65,7 +61,6 @@ export const resetCommand: Command = {
 
 export const verifyCommand: Command = {
   name: 'verify',
-  summary: 'Verify the certificate chain (from the platform, or from files)',
   usage: `verify [--sev CHAIN_FILE] [--oca OCA_FILE] ${CA_USAGE} [--json]\n\n` +
     'CHAIN_FILE is what `sev export` writes (PDH‖PEK‖OCA‖CEK, optionally ‖ASK‖ARK).\n' + CA_HELP,
   options: { sev: { type: 'string' }, oca: { type: 'string' }, ...CA_OPTIONS },

@@ -24,7 +24,6 @@ function parseSecretArg(arg: string): SecretEntry {
 
 export const secretCommand: Command = {
   name: 'secret',
-  summary: 'Build the LAUNCH_SECRET header and payload for OVMF secret injection',
   usage: `secret build --tik PATH|BASE64 --tek PATH|BASE64 --launch-measure-blob PATH|BASE64
                         --secret GUID:PATH [--secret GUID:PATH ...] [--iv BASE64] HEADER-FILE PAYLOAD-FILE
 

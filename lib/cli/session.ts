@@ -15,7 +15,6 @@ import { CA_HELP, CA_OPTIONS, CA_USAGE, caOptionsFrom } from './trust';
 
 export const sessionCommand: Command = {
   name: 'session',
-  summary: 'Generate a SEV launch session (GODH certificate, session blob, TEK, TIK)',
   usage: `session [--name NAME] ${CA_USAGE} [--json] <pdh-or-chain> <policy>\n\n` +
     '<pdh-or-chain>: a PDH certificate (2084 bytes; cannot be verified on its own), or the chain\n' +
     'from `sev export` / `sev export --full`, which is verified link by link first.\n' +

@@ -5,9 +5,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { type CliContext, defaultContext, reportError, UsageError } from './output';
 import { commands } from './commands';
 
+/** A subcommand's module exports one of these; its summary is in the registry (commands.ts). */
 export interface Command {
   name: string;
-  summary: string;
   usage: string;
   options?: ParseArgsConfig['options'];
   run(ctx: CliContext, args: { values: Record<string, unknown>; positionals: string[] }): Promise<number>;
@@ -58,8 +58,9 @@ export async function main(argv: string[]): Promise<number> {
       }
       throw new UsageError(`unknown option ${rest[0]}`);
     }
-    const command = commands.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command '${name}'`);
+    const entry = commands.find((c) => c.name === name);
+    if (!entry) throw new UsageError(`unknown command '${name}'`);
+    const command = entry.load();
     const args = rest.slice(rest.indexOf(name) + 1);
     let parsed;
     try {
@@ -68,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       throw new UsageError(`${name}: ${(e as Error).message}`);
     }
     if (parsed.values.help) {
-      ctx.out(`Usage: sev ${command.usage}\n\n${command.summary}`);
+      ctx.out(`Usage: sev ${command.usage}\n\n${entry.summary}`);
       return 0;
     }
     const quietCtx: CliContext = ctx.quiet ? { ...ctx, out: () => {} } : ctx;

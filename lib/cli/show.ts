@@ -1,5 +1,5 @@
 // `sev show flags|guests|version|identifier` (sevctl's output format; --json for all fields).
-import { SevPlatform } from '../platform';
+import { SevPlatform } from '../platform/platform';
 import { toJson, UsageError } from './output';
 import type { Command } from './sev';
 
@@ -7,7 +7,6 @@ const WHAT = ['flags', 'guests', 'version', 'identifier', 'status'] as const;
 
 export const showCommand: Command = {
   name: 'show',
-  summary: 'Display information about the SEV platform',
   usage: 'show <flags|guests|version|identifier|status> [--json]',
   async run(ctx, { positionals }) {
     const what = positionals[0] as (typeof WHAT)[number];

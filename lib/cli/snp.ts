@@ -16,7 +16,8 @@ import * as path from 'node:path';
 
 import { SevArgumentError } from '../errors';
 import { writeOutputFiles } from '../output-files';
-import { decodeBase64Strict, parseIntOrHex, readFileArg } from '../owner/inputs';
+import { digestFileArg } from '../owner/file-digest';
+import { decodeBase64Strict, MAX_FIRMWARE_FILE_BYTES, parseIntOrHex, readFileArg } from '../owner/inputs';
 import { formatSnpLinks, parseCertChainPem, verifySnpChain } from '../snp/certs';
 import { createIdBlock, loadSnpKey, snpKeyDigest } from '../snp/id-block';
 import { explainLaunchDigest } from '../snp/explain';
@@ -173,7 +174,7 @@ function generateOvmfHash(ctx: CliContext, v: Values): number {
   if (!ovmf) throw new UsageError(`${COMMAND} generate ovmf-hash: --ovmf is required`);
   const format = str(v, 'output-format') ?? 'hex';
   if (format !== 'hex' && format !== 'base64') throw new UsageError(`${COMMAND} generate ovmf-hash: --output-format must be hex or base64`);
-  const hash = calcSnpOvmfHash(readFileArg(COMMAND, '--ovmf', ovmf)).toString(format);
+  const hash = calcSnpOvmfHash(readFileArg(COMMAND, '--ovmf', ovmf, MAX_FIRMWARE_FILE_BYTES)).toString(format);
   ctx.out(ctx.json ? toJson({ ovmf_hash: hash }) : hash);
   return 0;
 }
@@ -189,9 +190,14 @@ function measure(ctx: CliContext, v: Values): number {
     const text = str(v, name);
     return text === undefined ? undefined : parseIntOrHex(COMMAND, `--${name}`, text, max);
   };
-  const file = (name: string) => {
+  const firmware = (name: string) => {
     const p = str(v, name);
-    return p === undefined ? undefined : readFileArg(COMMAND, `--${name}`, p);
+    return p === undefined ? undefined : readFileArg(COMMAND, `--${name}`, p, MAX_FIRMWARE_FILE_BYTES);
+  };
+  // The kernel and initrd are measured through their SHA-256 only: streamed once, never held in memory.
+  const streamed = (name: string) => {
+    const p = str(v, name);
+    return p === undefined ? undefined : digestFileArg(COMMAND, `--${name}`, p);
   };
   const features = str(v, 'guest-features');
   const vmsaInit = str(v, 'vmsa-init');
@@ -200,21 +206,21 @@ function measure(ctx: CliContext, v: Values): number {
   if (format !== 'hex' && format !== 'base64') throw new UsageError(`${COMMAND} measure: --output-format must be hex or base64`);
   const options: LaunchDigestOptions = {
     mode: mode as MeasurementMode,
-    ovmf: readFileArg(COMMAND, '--ovmf', ovmf),
+    ovmf: firmware('ovmf')!,
     vcpus: int('vcpus'),
     vcpuType: str(v, 'vcpu-type'),
     vcpuSig: int('vcpu-sig'),
     vcpuFamily: int('vcpu-family'),
     vcpuModel: int('vcpu-model'),
     vcpuStepping: int('vcpu-stepping'),
-    kernel: file('kernel'),
-    initrd: file('initrd'),
+    kernel: streamed('kernel'),
+    initrd: streamed('initrd'),
     append: str(v, 'append'),
     guestFeatures: features === undefined ? undefined : parseU64('--guest-features', features),
     ovmfHash: str(v, 'snp-ovmf-hash'),
     vmmType: vmm as SnpVmmType | undefined,
     x87Init: vmsaInit === undefined ? undefined : vmsaInit === 'init2',
-    svsm: file('svsm'),
+    svsm: firmware('svsm'),
     varsSize: int('vars-size'),
     varsFile: str(v, 'vars-file'),
   };
@@ -308,7 +314,6 @@ function generateKeyDigest(ctx: CliContext, args: string[]): number {
 
 export const snpCommand: Command = {
   name: 'snp',
-  summary: 'SEV-SNP attestation: get reports, certificates and derived keys in a guest; display and verify reports, compute launch measurements, ID blocks and key digests',
   usage: [
     'snp display report REPORT [--generation milan|genoa|turin] [--json]',
     '       sev snp verify attestation CERTS_DIR REPORT [--generation G] [--crl CRL_DER] [--trust-ark FILE|SHA256] [--json]',

@@ -54,7 +54,6 @@ function write(ctx: CliContext, verb: string, path: string, vmsa: Vmsa, o: VmsaB
 
 export const vmsaCommand: Command = {
   name: 'vmsa',
-  summary: 'Build, show or update an SEV-ES VMSA (initial vCPU state) file',
   usage: `vmsa build  FILE --cpu N --userspace qemu|krun [--family N --model N --stepping N] [--firmware PATH]
        sev vmsa update FILE --cpu N --userspace qemu|krun [--family N --model N --stepping N] [--firmware PATH]
        sev vmsa show   FILE

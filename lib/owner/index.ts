@@ -6,6 +6,7 @@ export * from './measurement';
 export * from './expected-measurement';
 export * from './launch-digest';
 export * from './sev-hashes';
+export { FileDigest, digestFile, digestFileAsync, digestOf, DIGEST_READ_SIZE, type DigestAlgorithm, type DigestInput, type DigestFileOptions } from './file-digest';
 export * from './ovmf';
 export * from './guid';
 export * from './guid-table';

@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
+import { withInputFile } from './file-digest';
 
 const DECIMAL = /^[0-9]+$/;
 const HEX = /^0x[0-9a-f]+$/i;
@@ -62,53 +63,25 @@ export function readBase64(command: string, name: string, value: string, size?: 
   return bytes;
 }
 
-/** The largest input file read whole: kernels and initrds are far smaller (and OVMF, VMSAs, certificates much smaller still). */
+/** The largest input file read whole (VMSAs, certificates, reports, keys are far smaller). */
 export const MAX_INPUT_FILE_BYTES = 1024 * 1024 * 1024;
 
-function devNullRdev(): number | undefined {
-  try {
-    return fs.statSync('/dev/null').rdev;
-  } catch {
-    return undefined;
-  }
-}
-
-function describeNonFile(st: fs.Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isFIFO()) return 'a pipe';
-  if (st.isSocket()) return 'a socket';
-  return 'not a regular file';
-}
+/**
+ * The largest firmware image (OVMF, SVSM) read whole. Firmware is parsed, not just hashed (its
+ * footer table sits at the end, its metadata anywhere), so it is read into memory; real builds
+ * are 1-4 MiB and QEMU maps flash firmware below 4 GiB, in a few MiB. 16 MiB keeps the CLI's
+ * peak memory bounded; kernels and initrds, of any size, are streamed (digestFileArg).
+ */
+export const MAX_FIRMWARE_FILE_BYTES = 16 * 1024 * 1024;
 
 /**
  * Reads a whole file named by a flag. It must be a regular file of at most `maxBytes` (checked on
  * the open file, before reading: /dev/zero or a 5 GB file is refused, not read), or /dev/null (an
- * empty input); fs errors become an argument error naming the flag and the file.
+ * empty input); fs errors become an argument error naming the flag and the file. Boot images
+ * measured only through their digest (kernel, initrd) are streamed instead: digestFileArg.
  */
 export function readFileArg(command: string, name: string, path: string, maxBytes = MAX_INPUT_FILE_BYTES): Buffer {
-  let fd: number;
-  try {
-    fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block the open
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    // /dev/null stands for an empty input (as sev-snp-measure's users pass it for an empty initrd).
-    if (st.isCharacterDevice() && st.rdev === devNullRdev()) return Buffer.alloc(0);
-    if (!st.isFile()) throw new SevArgumentError(command, `${name}: ${path} is ${describeNonFile(st)}, not a regular file`);
-    if (st.size > maxBytes) throw new SevArgumentError(command, `${name}: ${path} is ${st.size} bytes, more than the ${maxBytes} this input can plausibly be`);
-    return fs.readFileSync(fd);
-  } catch (e) {
-    if (e instanceof SevArgumentError) throw e;
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
-  } finally {
-    fs.closeSync(fd);
-  }
+  return withInputFile(command, name, path, maxBytes, (fd) => fs.readFileSync(fd), () => Buffer.alloc(0));
 }
 
 function abbreviate(s: string): string {

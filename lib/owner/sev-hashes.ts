@@ -8,15 +8,20 @@
 import { createHash } from 'node:crypto';
 
 import { SevArgumentError } from '../errors';
+import { digestOf, type DigestInput } from './file-digest';
 import { KNOWN_GUIDS } from './guid';
 import { encodeGuidTable } from './guid-table';
 import type { OvmfImage } from './ovmf';
 
-/** What QEMU hashes for `-kernel`, `-initrd`, `-append`. */
+/**
+ * What QEMU hashes for `-kernel`, `-initrd`, `-append`. The kernel and the initrd are measured
+ * only through their SHA-256: give the bytes, or a FileDigest (digestFile streams a file of any
+ * size through the hash once, in bounded memory).
+ */
 export interface KernelBootInputs {
-  kernel: Uint8Array;
+  kernel: DigestInput;
   /** The initrd; QEMU hashes empty data when none is given. */
-  initrd?: Uint8Array;
+  initrd?: DigestInput;
   /**
    * The kernel command line, hashed with its terminating NUL as QEMU passes it. QEMU hashes
    * a lone NUL when none is given.
@@ -32,7 +37,7 @@ export interface KernelBootInputs {
 /** Size of the padded table QEMU measures: 168 bytes of table + 8 of padding. */
 export const SEV_HASHES_TABLE_SIZE = 176;
 
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
+const EMPTY_SHA256 = createHash('sha256').digest();
 
 /** Builds the padded SEV hashes table QEMU writes and measures. */
 export function buildSevHashesTable(inputs: KernelBootInputs): Buffer {
@@ -41,9 +46,9 @@ export function buildSevHashesTable(inputs: KernelBootInputs): Buffer {
   return encodeGuidTable(
     KNOWN_GUIDS.sevHashTable,
     [
-      { guid: KNOWN_GUIDS.sevCmdlineHash, data: sha256(cmdline) },
-      { guid: KNOWN_GUIDS.sevInitrdHash, data: sha256(inputs.initrd ?? Buffer.alloc(0)) },
-      { guid: KNOWN_GUIDS.sevKernelHash, data: sha256(inputs.kernel) },
+      { guid: KNOWN_GUIDS.sevCmdlineHash, data: digestOf(cmdline) },
+      { guid: KNOWN_GUIDS.sevInitrdHash, data: inputs.initrd === undefined ? EMPTY_SHA256 : digestOf(inputs.initrd) },
+      { guid: KNOWN_GUIDS.sevKernelHash, data: digestOf(inputs.kernel) },
     ],
     2,
   );

@@ -4,7 +4,7 @@
 import { constants as osConstants } from 'node:os';
 
 import { ENOTSUPP, SevArgumentError, SevClosedError, SevError } from '../errors';
-import { native, type NativeOutcome, type NativeSevDevice } from '../native';
+import { native, type NativeOutcome, type NativePlatformStatus, type NativeSevDevice } from '../native';
 import { call, check, type Flow, queriedLength, runAsync, runSync } from '../flow';
 import {
   type OpenOptions,
@@ -15,7 +15,7 @@ import {
   type SnpPlatformStatus,
 } from './types';
 
-import { SEV_CERT_SIZE } from '../certs/sev-cert';
+import { SEV_CERT_SIZE } from '../certs/constants';
 /** The largest blob the kernel bounces for the platform (SEV_FW_BLOB_MAX_SIZE). */
 export const SEV_FW_BLOB_MAX_SIZE = 0x4000;
 /** struct sev_user_data_snp_wrapped_vlek_hashstick: what SNP_VLEK_LOAD takes. */
@@ -23,6 +23,20 @@ export const VLEK_HASHSTICK_SIZE = 432;
 const { EIO, EINVAL, ENOENT, EACCES, EPERM } = osConstants.errno;
 
 export const DEFAULT_SEV_DEVICE = '/dev/sev';
+
+/** The typed PLATFORM_STATUS result from the addon's fields. */
+function platformStatusOf(s: NativePlatformStatus): PlatformStatus {
+  return {
+    api: { major: s.apiMajor, minor: s.apiMinor },
+    build: s.build,
+    version: `${s.apiMajor}.${s.apiMinor}.${s.build}`,
+    state: PLATFORM_STATES[s.state] ?? `UNKNOWN_${s.state}`,
+    owned: (s.flags & 0x1) !== 0,
+    es: (s.flags & 0x100) !== 0,
+    flags: s.flags,
+    guestCount: s.guestCount,
+  };
+}
 
 function defaultDevicePath(): string {
   return process.env.SEV_DEVICE || DEFAULT_SEV_DEVICE;
@@ -113,21 +127,12 @@ export class SevPlatform {
     return this.run(() => this.statusFlow());
   }
   statusSync(): PlatformStatus {
-    return runSync(this.statusFlow());
+    // One call, no flow to drive: the hot synchronous path skips the generator machinery.
+    return platformStatusOf(check('PLATFORM_STATUS', this.device('PLATFORM_STATUS').platformStatus(false)));
   }
   private *statusFlow(): Flow<PlatformStatus> {
     const dev = this.device('PLATFORM_STATUS');
-    const s = check('PLATFORM_STATUS', yield* call((a) => dev.platformStatus(a)));
-    return {
-      api: { major: s.apiMajor, minor: s.apiMinor },
-      build: s.build,
-      version: `${s.apiMajor}.${s.apiMinor}.${s.build}`,
-      state: PLATFORM_STATES[s.state] ?? `UNKNOWN_${s.state}`,
-      owned: (s.flags & 0x1) !== 0,
-      es: (s.flags & 0x100) !== 0,
-      flags: s.flags,
-      guestCount: s.guestCount,
-    };
+    return platformStatusOf(check('PLATFORM_STATUS', yield* call((a) => dev.platformStatus(a))));
   }
 
   // ---- key generation / reset -----------------------------------------------------------------

@@ -10,6 +10,7 @@
 import { SevArgumentError } from '../errors';
 import { OvmfImage } from '../owner/ovmf';
 import { CPU_TYPES, cpuidSignature, cpuTypeSignature, type CpuSignature } from '../owner/vmsa-builder';
+import { FileDigest } from '../owner/file-digest';
 import { calcLaunchDigest, calcSnpOvmfHash, traceLaunchDigest, type LaunchDigestOptions, type LaunchDigestTrace } from './measurement';
 import type { SnpVmmType } from './vmsa';
 
@@ -68,7 +69,12 @@ const NO_SIGNATURE = { vcpuType: undefined, vcpuSig: undefined, vcpuFamily: unde
  * and returns the variations that match. Throws (SevArgumentError) when `o` itself is invalid.
  */
 export function explainLaunchDigest(o: LaunchDigestOptions, expected: Uint8Array, options: { pairs?: boolean } = {}): MeasurementExplanation {
-  const trace = traceLaunchDigest(o);
+  // Parse the images and hash the kernel and initrd once: every variation below reuses them.
+  const base: LaunchDigestOptions = { ...o, ovmf: o.ovmf instanceof OvmfImage ? o.ovmf : OvmfImage.parse(o.ovmf) };
+  if (base.svsm !== undefined && !(base.svsm instanceof OvmfImage)) base.svsm = OvmfImage.parse(base.svsm);
+  if (base.kernel !== undefined && !(base.kernel instanceof FileDigest)) base.kernel = FileDigest.of(base.kernel);
+  if (base.initrd !== undefined && !(base.initrd instanceof FileDigest)) base.initrd = FileDigest.of(base.initrd);
+  const trace = traceLaunchDigest(base);
   const want = Buffer.from(expected);
   if (want.length !== trace.digest.length) {
     throw new SevArgumentError('measurement', `the expected ${o.mode} measurement is ${trace.digest.length} bytes, got ${want.length}`);
@@ -76,10 +82,8 @@ export function explainLaunchDigest(o: LaunchDigestOptions, expected: Uint8Array
   const result: MeasurementExplanation = { expected: want, trace, match: trace.digest.equals(want), tried: 0, triedPairs: false, matches: [] };
   if (result.match) return result;
 
-  // Parse the images once; for snp, seed the chain with the OVMF hash so each variation hashes
-  // only the metadata pages and VMSAs (the digest is the same: calcSnpOvmfHash is that prefix).
-  const base: LaunchDigestOptions = { ...o, ovmf: o.ovmf instanceof OvmfImage ? o.ovmf : OvmfImage.parse(o.ovmf) };
-  if (base.svsm !== undefined && !(base.svsm instanceof OvmfImage)) base.svsm = OvmfImage.parse(base.svsm);
+  // For snp, seed the chain with the OVMF hash so each variation hashes only the metadata pages
+  // and VMSAs (the digest is the same: calcSnpOvmfHash is that prefix).
   if (base.mode === 'snp' && base.ovmfHash === undefined) base.ovmfHash = calcSnpOvmfHash(base.ovmf);
 
   const attempt = (v: MeasurementVariation): boolean => {

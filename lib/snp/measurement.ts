@@ -16,6 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 
 import { SevArgumentError } from '../errors';
+import type { DigestInput } from '../owner/file-digest';
 import { MAX_VCPUS, measuredData } from '../owner/launch-digest';
 import { OvmfImage } from '../owner/ovmf';
 import { buildSevHashesTable, checkSevHashesSupport, type KernelBootInputs } from '../owner/sev-hashes';
@@ -40,9 +41,12 @@ export interface LaunchDigestOptions {
   vcpuFamily?: number;
   vcpuModel?: number;
   vcpuStepping?: number;
-  /** Measured direct boot: giving a kernel (even empty) measures the hashes of all three. */
-  kernel?: Uint8Array;
-  initrd?: Uint8Array;
+  /**
+   * Measured direct boot: giving a kernel (even empty) measures the hashes of all three. Only
+   * their SHA-256 is measured: bytes, or a FileDigest (digestFile: streamed, bounded memory).
+   */
+  kernel?: DigestInput;
+  initrd?: DigestInput;
   append?: string;
   /** Hash the command line with its terminating NUL, as QEMU does (default true). */
   appendNul?: boolean;

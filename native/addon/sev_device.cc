@@ -80,6 +80,17 @@ Napi::Value SevDevice::Issue(const Napi::CallbackInfo& info, bool async, Command
     d.Resolve(OutcomeObject(env, closed, nullptr));
     return d.Promise();
   }
+  if (!async) {
+    // The synchronous path: the ioctl right here, on a stack struct — no pinned references, no
+    // type-erased work object, no in-flight bookkeeping (nothing can close the fd meanwhile).
+    uapi::sev_issue_cmd arg{};
+    arg.cmd = cmd.id;
+    arg.data = reinterpret_cast<uintptr_t>(cmd.data ? cmd.data.get() : cmd.rawData);
+    Outcome o;
+    if (::ioctl(fd_, uapi::SEV_ISSUE_CMD, &arg) < 0) o.err = errno;
+    o.fwError = arg.error;
+    return OutcomeObject(env, o, cmd.finish);
+  }
   cmd.pins->Add(info.This());  // keep this object (and its fd) alive while a worker uses it
   int fd = fd_;
   uint32_t id = cmd.id;
