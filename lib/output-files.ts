@@ -24,6 +24,11 @@ export interface OutputFile {
   data: Uint8Array | string;
   /** SECRET_MODE or PUBLIC_MODE (default). */
   mode?: number;
+  /**
+   * false: no fsync of the file or its directory (still temp + rename, so never half a file):
+   * for caches, which are checked when read and fetched again when lost. Default true.
+   */
+  durable?: boolean;
 }
 
 function tempPathFor(target: string): string {
@@ -40,7 +45,7 @@ function writeTemp(command: string, file: OutputFile): string {
   }
   try {
     fs.writeFileSync(fd, file.data);
-    fs.fsyncSync(fd);
+    if (file.durable !== false) fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -86,7 +91,8 @@ export function writeOutputFiles(command: string, files: OutputFile[]): void {
     if (e instanceof SevArgumentError) throw e;
     throw new SevArgumentError(command, `cannot write ${files.map((f) => f.path).join(', ')}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
-  for (const dir of new Set(targets.map((t) => path.dirname(t)))) syncDirectory(dir);
+  const durable = files.filter((f) => f.durable !== false).map((f) => path.dirname(path.resolve(f.path)));
+  for (const dir of new Set(durable)) syncDirectory(dir);
 }
 
 /** One file: writeOutputFiles with a single output. */

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as tls from 'node:tls';
 
 import { SevCertificateError } from '../errors';
-import { writeOutputFile } from '../output-files';
+import { writeOutputFiles } from '../output-files';
 
 /** Default deadline of one request (each attempt). */
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -277,7 +277,9 @@ function getOnce(url: string, original: string, opts: HttpOptions): Promise<Answ
 export function writeCacheFile(file: string, data: Uint8Array): void {
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    writeOutputFile('kds-cache', file, data);
+    // A cache entry is verified when read and fetched again when missing: no fsync (it costs
+    // more than the fetch on loopback), but still temp + rename, so never half a file.
+    writeOutputFiles('kds-cache', [{ path: file, data, durable: false }]);
   } catch {
     /* not cached */
   }
