@@ -1,6 +1,7 @@
 // The compiled addon (build/Release/sev_addon.node), loaded through `bindings`, with the types of
 // what its C++ objects return. Only lib/ modules talk to it; users get the typed classes.
 import bindings from 'bindings';
+import * as path from 'node:path';
 
 /** What every native ioctl call reports: errno (0 = success) and the firmware status word. */
 export interface NativeOutcome {
@@ -76,4 +77,10 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
-export const native: NativeAddon = bindings('sev_addon');
+/**
+ * The addon `bindings` finds (build/Release), or the file SEV_ADDON names: a differently built copy
+ * of the same sources, such as the sanitizer build `npm run test:sanitize` makes.
+ */
+export const native: NativeAddon = process.env.SEV_ADDON
+  ? (require(path.resolve(process.env.SEV_ADDON)) as NativeAddon)
+  : bindings('sev_addon');
