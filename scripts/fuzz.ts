@@ -1,4 +1,4 @@
-// `npm run fuzz [-- --short] [--runs N] [--seconds S] [--only a,b] [--seed N] [--list]`: a
+// `npm run fuzz [-- --short] [--runs N] [--seconds S] [--only a,b] [--seed N] [--jobs N] [--list]`: a
 // mutation fuzzer for every parser of outside input. Each target starts from real inputs (the
 // conformance fixtures in ../shared/fixtures or SEV_FIXTURES, plus inputs the project builds), and
 // feeds the parser mutations of them: bit flips, interesting integers at every width, DER length
@@ -756,12 +756,23 @@ async function main(): Promise<number> {
   process.stdout.write(`fuzz: ${targets.length} targets, ${short ? `${seconds} s each (--short)` : `${runs.toLocaleString('en')} inputs each`}` +
     `, seed ${seed} (repeat with --seed ${seed}), fixtures ${fixturesDir()}\n`);
   process.stdout.write(`${'target'.padEnd(14)} ${'inputs'.padStart(11)} ${'parsed'.padStart(10)} ${'refused'.padStart(11)} ${'inputs/s'.padStart(9)} ${'heap MB'.padStart(8)}  findings\n`);
+  const jobs = Math.max(1, Number(opt('--jobs') ?? 1));
   const t0 = Date.now();
   let findings = 0;
   let skipped = 0;
   let total = 0;
-  for (const t of targets) {
-    const r = await runInWorker({ target: t.name, runs, seconds, seed, slowMs, findingsDir }, hangMs, heapMb);
+  // --jobs N: N targets at a time, each in its own worker; rows print in target order.
+  const pending = targets.map((t) => ({ t, result: undefined as Promise<Result> | undefined }));
+  const start = (i: number) => {
+    const p = pending[i];
+    if (p && !p.result) p.result = runInWorker({ target: p.t.name, runs, seconds, seed, slowMs, findingsDir }, hangMs, heapMb);
+  };
+  for (let i = 0; i < jobs; i++) start(i);
+  for (let i = 0; i < pending.length; i++) {
+    const t = pending[i].t;
+    start(i);
+    const r = await pending[i].result!;
+    start(i + jobs);
     if (r.skipped) {
       skipped++;
       process.stdout.write(`${t.name.padEnd(14)} skipped: ${r.skipped}\n`);
