@@ -84,17 +84,23 @@ else
          platform/cli platform/emulated-cpu kvm/api kvm/memory kvm/run kvm/sev-machine kvm/hostile kvm/cpu
          kvm/differential launch/launch launch/owner-cli snp/cli)
 fi
-spec_files=()
-for s in "${specs[@]}"; do spec_files+=("dist/test/$s.test.js"); done
 device=()
 [ "$(id -u)" = 0 ] || device=(--device-mode 0666)
-echo "test:sanitize: ${#specs[@]} native suites under the sanitized emulator and addon ($mode)"
-set +e
-ASAN_OPTIONS=$ASAN_NODE node bin/sev-emu.js run --temp-state "${device[@]}" -- \
-  node_modules/.bin/mocha --no-config --timeout 300000 --reporter dot "${spec_files[@]}"
-status=$?
-set -e
-[ $status -eq 0 ] || failures+=("mocha suites (exit $status)")
+echo "test:sanitize: ${#specs[@]} native suites under the sanitized emulator and addon ($mode), each on a fresh emulator state"
+for s in "${specs[@]}"; do
+  t0=$(date +%s)
+  set +e
+  ASAN_OPTIONS=$ASAN_NODE node bin/sev-emu.js run --temp-state "${device[@]}" -- \
+    node_modules/.bin/mocha --no-config --timeout 300000 --reporter dot "dist/test/$s.test.js" >"$LOGS/suite.out" 2>&1
+  status=$?
+  set -e
+  summary=$(grep -E '^ +[0-9]+ (passing|failing|pending)' "$LOGS/suite.out" | tr -s ' ' | tr '\n' ',' | sed 's/,$//')
+  echo "  $s:${summary:- no summary}, $(( $(date +%s) - t0 )) s"
+  if [ $status -ne 0 ]; then
+    failures+=("suite $s (exit $status)")
+    sed -n '/failing/,$p' "$LOGS/suite.out" | head -60
+  fi
+done
 
 # The C clients, built with the sanitizers, leak checking on.
 CDIR=$OUT/c
