@@ -86,7 +86,7 @@ describe('kvm: guest memory lifetime (/dev/kvm)', function () {
     await assert.rejects(() => m.readFile(0), SevClosedError);
     await settleGc(); // the ArrayBuffer finalizer drops the last reference
     assert.equal(kvmNativeStats().mappings, before);
-    assert.equal(mapped(addr, m.size), false);
+    assertUnmapped(addr, m.size);
   });
 
   it('a VM keeps its memory mapped after every JS reference to it is dropped and GC runs', async () => {
