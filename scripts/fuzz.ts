@@ -723,6 +723,14 @@ function runInWorker(job: Omit<Job, 'progress'>, hangMs: number, heapMb: number)
   });
 }
 
+const USAGE = `usage: npm run fuzz [-- OPTIONS]
+  --short          a few seconds per target (CI); default: 1,000,000 inputs per target
+  --runs N         inputs per target            --seconds S   time limit per target
+  --only a,b       these targets (--list)       --seed N      the run's seed (inputs are reproducible)
+  --jobs N         targets at a time            --findings D  where failing inputs are saved
+  --slow-ms / --hang-ms / --heap-mb             limits per input, per stall, per worker heap
+`;
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const opt = (name: string): string | undefined => {
@@ -730,8 +738,7 @@ async function main(): Promise<number> {
     return i >= 0 ? args[i + 1] : undefined;
   };
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(fs.readFileSync(__filename.replace(/dist[\\/]scripts[\\/]fuzz\.js$/, 'scripts/fuzz.ts'), 'utf8')
-      .split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+    process.stdout.write(USAGE);
     return 0;
   }
   if (args.includes('--list')) {
