@@ -244,8 +244,9 @@ function mutateJson(rng: Rng, seeds: readonly Buffer[], maxLen: number): Buffer 
       }
       const op = rng.below(4);
       if (op === 0) delete node[key];
-      else if (op === 1) node[rng.chance(2) ? key + '_x' : rng.pick(['__proto__', 'constructor', 'toString', 'policy', 'debug'])] = rng.pick(JSON_VALUES);
-      else node[key] = rng.pick(JSON_VALUES);
+      // (a copy: a later edit may descend into the value)
+      else if (op === 1) node[rng.chance(2) ? key + '_x' : rng.pick(['__proto__', 'constructor', 'toString', 'policy', 'debug'])] = structuredClone(rng.pick(JSON_VALUES));
+      else node[key] = structuredClone(rng.pick(JSON_VALUES));
       break;
     }
   }
