@@ -108,7 +108,12 @@ export interface NativeAddon {
   [name: string]: unknown;
 }
 
+/**
+ * The addon node-gyp built (build/Release), or the file SEV_ADDON names: a differently built copy
+ * of the same sources, such as the sanitizer build `npm run test:sanitize` makes.
+ */
 function loadAddon(): NativeAddon {
+  if (process.env.SEV_ADDON) return require(path.resolve(process.env.SEV_ADDON)) as NativeAddon;
   try {
     // dist/lib/native.js → <package>/build/Release/sev_addon.node, where node-gyp puts it.
     return require(path.join(__dirname, '..', '..', 'build', 'Release', 'sev_addon.node'));

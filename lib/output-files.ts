@@ -7,7 +7,9 @@
 //    then the directory is fsync'd, so the new name survives a crash;
 //  - with several outputs, all are written before any is renamed; on a failure the temporary
 //    files are removed and no target has changed;
-//  - two outputs naming the same path are refused before anything is written.
+//  - two outputs naming the same path are refused before anything is written;
+//  - a temporary file is named `.NAME.sev-PID-RANDOM.tmp`: one whose process is gone (killed
+//    mid-write, kill -9) is removed by the next write into the same directory.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -32,7 +34,45 @@ export interface OutputFile {
 }
 
 function tempPathFor(target: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  return path.join(path.dirname(target), `.${path.basename(target)}.sev-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
+}
+
+const TEMP_NAME = /^\..+\.sev-(\d+)-[0-9a-f]{12}\.tmp$/;
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // alive, another user's
+  }
+}
+
+/**
+ * Removes the temporary files in `dir` that processes left when they died mid-write (their pid
+ * is gone). Another live writer's files are kept; anything unreadable is left alone.
+ */
+export function removeOrphanedTemps(dir: string): string[] {
+  const removed: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || Number(m[1]) === process.pid || processAlive(Number(m[1]))) continue;
+    try {
+      if (fs.lstatSync(path.join(dir, name)).isFile()) {
+        fs.unlinkSync(path.join(dir, name));
+        removed.push(name);
+      }
+    } catch {
+      // gone already, or not ours to remove
+    }
+  }
+  return removed;
 }
 
 function writeTemp(command: string, file: OutputFile): string {
@@ -91,6 +131,7 @@ export function writeOutputFiles(command: string, files: OutputFile[]): void {
     if (e instanceof SevArgumentError) throw e;
     throw new SevArgumentError(command, `cannot write ${files.map((f) => f.path).join(', ')}: ${(e as NodeJS.ErrnoException).code ?? e}`);
   }
+  for (const dir of new Set(targets.map((t) => path.dirname(t)))) removeOrphanedTemps(dir);
   const durable = files.filter((f) => f.durable !== false).map((f) => path.dirname(path.resolve(f.path)));
   for (const dir of new Set(durable)) syncDirectory(dir);
 }

@@ -26,6 +26,22 @@ export function emulatorLibrary(): string {
   return found;
 }
 
+/**
+ * LD_PRELOAD for a program run on the emulator: the library, then what the caller preloads. A
+ * sanitizer build of the library (`npm run test:sanitize`) needs its runtime first in the process's
+ * library list: SEV_EMU_PRELOAD names such libraries (e.g. libasan.so), and sanitizer runtimes
+ * already in LD_PRELOAD stay in front too. SEV_EMU_PRELOAD survives callers that drop LD_PRELOAD
+ * to leave an emulator.
+ */
+export function preloadWith(library: string, env: NodeJS.ProcessEnv = process.env): string {
+  const split = (v: string | undefined) => (v ?? '').split(/[: ]/).filter(Boolean);
+  const existing = split(env.LD_PRELOAD);
+  const sanitizer = (p: string) => /^lib[a-z]*san\.so/.test(path.basename(p));
+  const first = [...split(env.SEV_EMU_PRELOAD), ...existing.filter(sanitizer)];
+  const rest = existing.filter((p) => !sanitizer(p) && p !== library);
+  return [...new Set([...first, library, ...rest])].join(':');
+}
+
 export function defaultStateDir(): string {
   const base = process.env.XDG_STATE_HOME || path.join(os.homedir(), '.local', 'state');
   return path.join(base, 'node-sev', 'emu');
@@ -190,7 +206,7 @@ export async function main(argv: string[]): Promise<number> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SEV_EMU_STATE: path.resolve(state),
-    LD_PRELOAD: [library, process.env.LD_PRELOAD].filter(Boolean).join(':'),
+    LD_PRELOAD: preloadWith(library),
   };
   if (values.generation) env.SEV_EMU_GENERATION = values.generation;
   if (values.fw) env.SEV_EMU_FW = values.fw;
@@ -314,7 +330,7 @@ function softKvmUnavailable(library: string): string | null {
   const lib = path.join(ROOT, 'dist', 'lib', 'native.js');
   const r = spawnSync(process.execPath, ['-e', `process.stdout.write(require(${JSON.stringify(lib)}).native.softkvmUnavailable() ?? '')`], {
     encoding: 'utf8',
-    env: { ...process.env, LD_PRELOAD: library, SEV_EMU_STATE: os.tmpdir() },
+    env: { ...process.env, LD_PRELOAD: preloadWith(library), SEV_EMU_STATE: os.tmpdir() },
   });
   if (r.status !== 0) return `cannot check the software KVM: ${r.stderr.trim().split('\n')[0]}`;
   return r.stdout.trim() || null;

@@ -4,6 +4,7 @@
 #include <cinttypes>
 #include <cstring>
 #include <cstdlib>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sstream>
 #include <sys/file.h>
@@ -57,6 +58,27 @@ std::map<std::string, std::string> parse_kv(const std::string& text) {
   return kv;
 }
 
+// A file that only a session in the middle of a write has: "NAME.tmp.PID.TID" (write_atomic)
+// or a staged "NAME.new" (commit). Sessions hold the state's exclusive lock, so the holder of
+// the lock finds such files only where a process died (kill -9, power loss) mid-write.
+bool is_orphan_name(const char* name) {
+  size_t n = strlen(name);
+  if (n > 4 && strcmp(name + n - 4, ".new") == 0) return true;
+  const char* tmp = strstr(name, ".tmp.");
+  if (!tmp || tmp == name) return false;
+  const char* p = tmp + 5;
+  int dots = 0;
+  for (; *p; ++p) {
+    if (*p == '.') {
+      if (p[-1] == '.') return false;
+      ++dots;
+    } else if (*p < '0' || *p > '9') {
+      return false;
+    }
+  }
+  return dots == 1 && p[-1] != '.';
+}
+
 uint64_t to_u64(const std::map<std::string, std::string>& kv, const char* key) {
   auto it = kv.find(key);
   return it == kv.end() ? 0 : strtoull(it->second.c_str(), nullptr, 0);
@@ -95,10 +117,19 @@ constexpr const char* kJournal = "commit.journal";
 // A command changes several files (PEK_GEN: PEK, OCA, PDH and their certificates). commit()
 // stages each as NAME.new, then writes a journal naming them (one atomic rename), then moves
 // them into place and deletes the journal. A process killed after the journal exists leaves a
-// commit that the next session completes here; killed before, it leaves only unused .new files.
+// commit that the next session completes here; killed before, it leaves only unused .new files,
+// which are removed here with any other orphaned temporary file.
 void NvSession::recover() {
   std::string journal = dir_ + "/" + kJournal;
-  if (!load(kJournal)) return;
+  if (load(kJournal)) replay_journal(journal);
+  if (DIR* d = opendir(dir_.c_str())) {
+    while (struct dirent* e = readdir(d))
+      if (is_orphan_name(e->d_name)) unlink((dir_ + "/" + e->d_name).c_str());
+    closedir(d);
+  }
+}
+
+void NvSession::replay_journal(const std::string& journal) {
   std::string text(files_[kJournal].begin(), files_[kJournal].end());
   size_t pos = 0;
   while (pos < text.size()) {

@@ -82,8 +82,10 @@ class NvSession {
  private:
   bool load(const std::string& name);
   void write_atomic(const std::string& name, const Bytes& data);
-  // Replays an interrupted commit (see commit()): every file it staged is put in place.
+  // Replays an interrupted commit (see commit()): every file it staged is put in place; then
+  // removes the temporary files of sessions that died mid-write.
   void recover();
+  void replay_journal(const std::string& journal);
 
   std::string dir_;
   int lock_fd_ = -1;

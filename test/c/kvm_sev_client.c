@@ -85,7 +85,7 @@ static void kdf(const uint8_t *key, size_t klen, const char *label, const uint8_
   memcpy(buf + n, label, ll);
   n += ll;
   buf[n++] = 0;
-  memcpy(buf + n, ctx, clen);
+  if (clen) memcpy(buf + n, ctx, clen);  /* ctx may be NULL when empty: memcpy's pointers may not */
   n += clen;
   put32(buf + n, 128);
   n += 4;

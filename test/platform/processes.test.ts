@@ -205,7 +205,7 @@ describe('emulator: NV state survives a process killed mid-commit', function () 
     console.log(JSON.stringify({ pek: e.pek.toString('hex'), pdh: e.pdh.toString('hex'),
       ok: r.links.filter((l) => l.subject !== 'CEK' && l.signer !== 'ARK' && l.subject !== 'ASK').every((l) => l.ok) }));`;
 
-  it('a journaled commit is completed by the next command; unjournaled staging is ignored', () => {
+  it('a journaled commit is completed by the next command; unjournaled staging is ignored and removed', () => {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-nv-'));
     try {
       const a = path.join(root, 'a');
@@ -219,6 +219,7 @@ describe('emulator: NV state survives a process killed mid-commit', function () 
       // Killed before the commit point: staged files but no journal → nothing changes.
       for (const f of changed) fs.copyFileSync(path.join(b, f), path.join(a, `${f}.new`));
       assert.equal(JSON.parse(inState(a, exportChain)).pek, before.pek);
+      assert.deepEqual(fs.readdirSync(a).filter((f) => f.endsWith('.new')), [], 'the unjournaled staging is removed');
 
       // Killed after the commit point: the journal names the staged files → the next command
       // completes the commit, and the chain is consistent.

@@ -31,7 +31,14 @@ void load() {
   if (!name || !*name) name = "libunicorn.so.2";
   // DEEPBIND: Unicorn is QEMU inside, and its unprefixed symbols (cpu_reset, ...) must resolve
   // to its own, not to those of the process it is loaded into — which may be QEMU itself.
+  // AddressSanitizer refuses DEEPBIND (its interceptors would be bypassed): the sanitizer build
+  // (npm run test:sanitize) opens Unicorn without it, which is safe wherever the host program is
+  // not QEMU — the sanitizer run does not load the emulator into QEMU.
+#if defined(__SANITIZE_ADDRESS__)
+  void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+#else
   void* lib = dlopen(name, RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+#endif
   if (!lib) {
     g_reason = std::string("the software KVM needs libunicorn.so.2, which cannot be loaded (") + dlerror() +
                "): " + kInstallHint;
