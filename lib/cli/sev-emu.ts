@@ -202,7 +202,12 @@ export async function main(argv: string[]): Promise<number> {
 
   const tempState = values['temp-state'] ? fs.mkdtempSync(path.join(os.tmpdir(), 'sev-emu-')) : undefined;
   const state = tempState ?? values.state ?? process.env.SEV_EMU_STATE ?? defaultStateDir();
-  fs.mkdirSync(state, { recursive: true, mode: 0o700 });
+  try {
+    makeStateDir(state);
+  } catch (e) {
+    if (tempState) fs.rmSync(tempState, { recursive: true, force: true });
+    return fail((e as Error).message);
+  }
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     SEV_EMU_STATE: path.resolve(state),
@@ -235,7 +240,7 @@ export async function main(argv: string[]): Promise<number> {
       // One firmware command makes a new state directory create its keys and CA.
       const code = await runChild([process.execPath, path.join(ROOT, 'bin', 'sev.js'), 'show', 'status', '--quiet'], env);
       if (code !== 0) return fail('could not initialise the emulator state');
-      fs.copyFileSync(path.join(state, 'ask_ark.cert'), out);
+      writeOutputFile('sev-emu ca', out, fs.readFileSync(path.join(state, 'ask_ark.cert')));
       return 0;
     }
     if (verb === 'kds') {
@@ -265,6 +270,36 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     await kds?.stop();
     if (tempState) fs.rmSync(tempState, { recursive: true, force: true });
+  }
+}
+
+/**
+ * mkdir -p of the state directory, one level at a time (node's recursive mkdir spins forever on
+ * /proc, where mkdir answers ENOENT under an existing parent), as one line naming the problem.
+ */
+function makeStateDir(dir: string): void {
+  const full = path.resolve(dir);
+  let cur = path.parse(full).root;
+  for (const part of full.slice(cur.length).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    try {
+      fs.mkdirSync(cur, { mode: 0o700 });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST') throw new Error(`--state ${dir}: cannot create ${cur} (${code ?? e})`);
+    }
+  }
+  let ok = false;
+  try {
+    ok = fs.statSync(full).isDirectory();
+  } catch {
+    // not there after all
+  }
+  if (!ok) throw new Error(`--state ${dir}: not a directory`);
+  try {
+    fs.accessSync(full, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
+  } catch (e) {
+    throw new Error(`--state ${dir}: not usable (${(e as NodeJS.ErrnoException).code ?? e})`);
   }
 }
 

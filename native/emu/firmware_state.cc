@@ -275,6 +275,13 @@ void NvSession::write_atomic(const std::string& name, const Bytes& data) {
     off += size_t(n);
   }
   fchmod(fd, file_mode(name));  // O_CREAT's mode is filtered by the umask
+  // The data reaches the disk before the name does: a crash leaves the old file or the new one.
+  if (fsync(fd) != 0 && errno != EINVAL) {
+    int e = errno;
+    real::close(fd);
+    unlink(tmp.c_str());
+    fail("fsync " + tmp, e);
+  }
   real::close(fd);
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
@@ -311,6 +318,7 @@ void NvSession::commit() {
     }
     for (const auto& name : erased_) journal += "del " + name + "\n";
     write_atomic(kJournal, Bytes(journal.begin(), journal.end()));  // the commit point
+    sync_dir();  // the journal's name is on disk before any staged file replaces its target
     files_.erase(kJournal);
     absent_.erase(kJournal);
     for (const auto& name : puts) {
@@ -320,8 +328,16 @@ void NvSession::commit() {
     for (const auto& name : erased_) unlink((dir_ + "/" + name).c_str());
     unlink((dir_ + "/" + kJournal).c_str());
   }
+  if (!puts.empty() || !erased_.empty()) sync_dir();  // the renames survive a crash
   dirty_.clear();
   erased_.clear();
+}
+
+void NvSession::sync_dir() {
+  int fd = real::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  fsync(fd);  // some file systems refuse fsync on a directory; the renames have happened anyway
+  real::close(fd);
 }
 
 }  // namespace sevemu

@@ -14,7 +14,7 @@
 //   lock                   flock'ed exclusively around every command (the kernel's
 //                          sev_cmd_mutex, across processes)
 // A session (NvSession) holds the lock, reads files lazily, and on commit() writes each
-// changed file to a temporary name and renames it into place.
+// changed file to a temporary name, fsyncs it, renames it into place and fsyncs the directory.
 #pragma once
 
 #include <map>
@@ -81,7 +81,8 @@ class NvSession {
 
  private:
   bool load(const std::string& name);
-  void write_atomic(const std::string& name, const Bytes& data);
+  void write_atomic(const std::string& name, const Bytes& data);  // temp, fsync, rename
+  void sync_dir();  // fsync the directory, so renames in it are durable
   // Replays an interrupted commit (see commit()): every file it staged is put in place; then
   // removes the temporary files of sessions that died mid-write.
   void recover();

@@ -90,4 +90,26 @@ describe('cli: sev', function () {
     assert.equal(run(process.execPath, [SEV_EMU_BIN, '--help']).status, 0);
     assert.equal(run(process.execPath, [SEV_EMU_BIN, 'run', '--generation', 'zen9', '--', 'true']).status, 2);
   });
+
+  it('sev-emu: an unusable --state or ca path is one line naming it, exit 2 (no stack, no hang)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sev-emu-paths-'));
+    try {
+      const file = path.join(dir, 'a-file');
+      fs.writeFileSync(file, '');
+      const cases: Array<[string[], RegExp]> = [
+        [['run', '--state', '/proc/sev-emu-nope', '--', 'true'], /--state \/proc\/sev-emu-nope: cannot create \/proc\/sev-emu-nope \(ENOENT\)/],
+        [['run', '--state', file, '--', 'true'], /not a directory/],
+        [['run', '--state', path.join(file, 'sub'), '--', 'true'], /ENOTDIR/],
+        [['ca', '--state', path.join(dir, 'state'), path.join(dir, 'missing', 'ca.cert')], /cannot write .*ca\.cert: ENOENT/],
+      ];
+      for (const [args, message] of cases) {
+        const r = run(process.execPath, [SEV_EMU_BIN, ...args]);
+        assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, message);
+        assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
