@@ -117,9 +117,12 @@ FILE* fopen64(const char* path, const char* mode) {
   return fopen(path, mode);
 }
 
-int mkdirat(int dirfd, const char* path, mode_t mode) {
+// Not instrumented: the sanitizers' runtime reaches these (through mkdir) before it is set up.
+__attribute__((no_sanitize("address", "undefined"))) int mkdirat(int dirfd, const char* path, mode_t mode) {
   return int(syscall(SYS_mkdirat, dirfd, path, mode));
 }
-int rmdir(const char* path) { return int(syscall(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR)); }
+__attribute__((no_sanitize("address", "undefined"))) int rmdir(const char* path) {
+  return int(syscall(SYS_unlinkat, AT_FDCWD, path, AT_REMOVEDIR));
+}
 
 }  // namespace sevemu::real
