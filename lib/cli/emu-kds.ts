@@ -32,7 +32,8 @@ export interface KdsServerOptions {
 }
 
 class HttpAnswer {
-  constructor(readonly status: number, readonly body: Buffer | string, readonly contentType = 'text/plain; charset=utf-8') {}
+  constructor(readonly status: number, readonly body: Buffer | string, readonly contentType = 'text/plain; charset=utf-8',
+    readonly retryAfter?: number) {}
 }
 
 const notFound = (what: string) => new HttpAnswer(404, `${what}\n`);
@@ -134,7 +135,7 @@ export function serveKds(opts: KdsServerOptions = {}): Promise<{ server: http.Se
     const answer = ((): HttpAnswer => {
       if (req.method !== 'GET' && req.method !== 'HEAD') return new HttpAnswer(405, 'GET only\n');
       const wait = limited();
-      if (wait) return new HttpAnswer(429, 'Too Many Requests\n');
+      if (wait) return new HttpAnswer(429, 'Too Many Requests\n', undefined, wait);
       try {
         return route(new URL(req.url ?? '/', 'http://kds'), info);
       } catch (e) {
@@ -142,7 +143,7 @@ export function serveKds(opts: KdsServerOptions = {}): Promise<{ server: http.Se
       }
     })();
     const headers: http.OutgoingHttpHeaders = { 'Content-Type': answer.contentType, 'Content-Length': Buffer.byteLength(answer.body) };
-    if (answer.status === 429) headers['Retry-After'] = String(limited() || 1);
+    if (answer.retryAfter !== undefined) headers['Retry-After'] = String(answer.retryAfter);
     res.writeHead(answer.status, headers);
     res.end(req.method === 'HEAD' ? undefined : answer.body);
     opts.log?.(`${req.method} ${req.url} ${answer.status}`);

@@ -55,28 +55,34 @@ std::vector<std::string> split(const std::string& s) {
 int answer(NvSession& nv, const std::vector<std::string>& p, Bytes& out) {
   const Generation& gen = *nv.config().gen;
   const char* product = snp_ca::product(gen);
-  auto text = [&](const std::string& s) { out.assign(s.begin(), s.end()); return 0; };
+  auto text = [&](const std::string& s) {
+    out.assign(s.begin(), s.end());
+    return 0;
+  };
+  auto bytes = [&](const Bytes& b) {
+    out = b;
+    return 0;
+  };
   if (p.size() == 1 && p[0] == "info") {
     return text(std::string("generation=") + gen.name + "\nproduct=" + (product ? product : "") + "\n");
   }
-  if (p.size() == 1 && p[0] == "ask_ark") return out = nv.get("ask_ark.cert"), 0;
+  if (p.size() == 1 && p[0] == "ask_ark") return bytes(nv.get("ask_ark.cert"));
   if (p.size() == 2 && p[0] == "cek") {  // GET_ID's socket-0 id, as KDS's /cek/id/ path has it
     const Bytes& id = nv.get("chip_id.bin");
     if (strcasecmp(p[1].c_str(), to_hex(Bytes(id.begin(), id.begin() + 64)).c_str()) != 0) return -ENOENT;
-    return out = nv.get("cek.cert"), 0;
+    return bytes(nv.get("cek.cert"));
   }
   if (!product || p.size() < 2 || p[1] != product) return -ENOENT;
   if (p.size() == 2 && p[0] == "cert_chain")
     return text(pem(snp_ca::ask_der(nv)) + pem(snp_ca::ark_der(nv)));
-  if (p.size() == 2 && p[0] == "crl") return out = snp_ca::crl_der(nv), 0;
+  if (p.size() == 2 && p[0] == "crl") return bytes(snp_ca::crl_der(nv));
   if (p.size() == 4 && p[0] == "vcek") {
     if (strcasecmp(p[2].c_str(), to_hex(snp_ca::hwid(nv)).c_str()) != 0) return -ENOENT;
     char* end;
     errno = 0;
     uint64_t tcb = strtoull(p[3].c_str(), &end, 16);
     if (p[3].empty() || p[3].size() > 16 || *end || errno) return -EINVAL;
-    out = snp_ca::vcek_der(nv, tcb);
-    return 0;
+    return bytes(snp_ca::vcek_der(nv, tcb));
   }
   return -ENOENT;
 }

@@ -272,7 +272,10 @@ int get_report(snp_guest_request_ioctl& io) {
   snp_report_req req;
   if (copy_from_user(&req, io.req_data, sizeof req)) return -EFAULT;
   FirmwareReply reply;
-  int r = with_platform([&](NvSession& nv) { return reply = make_report(nv, req), 0; });
+  int r = with_platform([&](NvSession& nv) {
+    reply = make_report(nv, req);
+    return 0;
+  });
   io.exitinfo2 = 0;
   if (r) return r;
   snp_report_resp resp{};
@@ -287,7 +290,10 @@ int get_derived_key(snp_guest_request_ioctl& io) {
   snp_derived_key_req req;
   if (copy_from_user(&req, io.req_data, sizeof req)) return -EFAULT;
   FirmwareReply reply;
-  int r = with_platform([&](NvSession& nv) { return reply = derive_key(nv, req), 0; });
+  int r = with_platform([&](NvSession& nv) {
+    reply = derive_key(nv, req);
+    return 0;
+  });
   io.exitinfo2 = 0;
   if (r) return r;
   snp_derived_key_resp resp{};
