@@ -123,14 +123,15 @@ void SevGuestDevice::ReleaseIfIdle() {
   }
 }
 
-// getReport(msgVersion, req: 96-byte snp_report_req | null, resp: 4000-byte buffer | null, async):
-// SNP_GET_REPORT. The kernel fills resp (the MSG_REPORT_RSP payload) on success.
-Napi::Value SevGuestDevice::GetReport(const Napi::CallbackInfo& info) {
+// SNP_GET_REPORT and SNP_GET_DERIVED_KEY: (msgVersion, req: fixed-size request | null, resp:
+// fixed-size buffer | null, async); the kernel fills resp (the firmware's response payload) on success.
+Napi::Value SevGuestDevice::PlainRequest(const Napi::CallbackInfo& info, unsigned long ioctl, size_t reqSize,
+                                         size_t respSize, const char* what) {
   Request r;
-  r.ioctl = uapi::SNP_GET_REPORT;
+  r.ioctl = ioctl;
   r.arg->msg_version = MsgVersion(info);
-  Bytes req = FixedBytes(info[1], sizeof(uapi::snp_report_req), "getReport request");
-  Bytes resp = FixedBytes(info[2], sizeof(uapi::snp_report_resp), "getReport response");
+  Bytes req = FixedBytes(info[1], reqSize, (std::string(what) + " request").c_str());
+  Bytes resp = FixedBytes(info[2], respSize, (std::string(what) + " response").c_str());
   r.arg->req_data = reinterpret_cast<uintptr_t>(req.data);
   r.arg->resp_data = reinterpret_cast<uintptr_t>(resp.data);
   r.arg->exitinfo2 = 0;
@@ -139,20 +140,16 @@ Napi::Value SevGuestDevice::GetReport(const Napi::CallbackInfo& info) {
   return Issue(info, BoolArg(info, 3), std::move(r));
 }
 
-// getDerivedKey(msgVersion, req: 32-byte snp_derived_key_req | null, resp: 64-byte buffer | null,
-// async): SNP_GET_DERIVED_KEY. The kernel fills resp (the MSG_KEY_RSP payload) on success.
+// getReport(msgVersion, req: 96-byte snp_report_req | null, resp: 4000-byte buffer | null, async).
+Napi::Value SevGuestDevice::GetReport(const Napi::CallbackInfo& info) {
+  return PlainRequest(info, uapi::SNP_GET_REPORT, sizeof(uapi::snp_report_req), sizeof(uapi::snp_report_resp),
+                      "getReport");
+}
+
+// getDerivedKey(msgVersion, req: 32-byte snp_derived_key_req | null, resp: 64-byte buffer | null, async).
 Napi::Value SevGuestDevice::GetDerivedKey(const Napi::CallbackInfo& info) {
-  Request r;
-  r.ioctl = uapi::SNP_GET_DERIVED_KEY;
-  r.arg->msg_version = MsgVersion(info);
-  Bytes req = FixedBytes(info[1], sizeof(uapi::snp_derived_key_req), "getDerivedKey request");
-  Bytes resp = FixedBytes(info[2], sizeof(uapi::snp_derived_key_resp), "getDerivedKey response");
-  r.arg->req_data = reinterpret_cast<uintptr_t>(req.data);
-  r.arg->resp_data = reinterpret_cast<uintptr_t>(resp.data);
-  r.arg->exitinfo2 = 0;
-  r.pins->Add(info[1]);
-  r.pins->Add(info[2]);
-  return Issue(info, BoolArg(info, 3), std::move(r));
+  return PlainRequest(info, uapi::SNP_GET_DERIVED_KEY, sizeof(uapi::snp_derived_key_req),
+                      sizeof(uapi::snp_derived_key_resp), "getDerivedKey");
 }
 
 // getExtReport(msgVersion, req: 96-byte snp_report_req | null, resp: 4000-byte buffer | null,

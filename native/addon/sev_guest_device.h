@@ -20,6 +20,8 @@ class SevGuestDevice : public Napi::ObjectWrap<SevGuestDevice> {
 
   Napi::Value GetReport(const Napi::CallbackInfo& info);
   Napi::Value GetDerivedKey(const Napi::CallbackInfo& info);
+  Napi::Value PlainRequest(const Napi::CallbackInfo& info, unsigned long ioctl, size_t reqSize, size_t respSize,
+                           const char* what);
   Napi::Value GetExtReport(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
