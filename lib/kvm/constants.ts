@@ -117,6 +117,17 @@ export const SEV_DATA_ALIGNMENT = 16;
 /** Size of the nonce GET_ATTESTATION_REPORT binds into the report. */
 export const SEV_MNONCE_SIZE = 16;
 
+/** KVM_SEV_SNP_LAUNCH_UPDATE page types (the firmware's PAGE_TYPE numbers; VMSA pages are KVM's own). */
+export const SNP_PAGE_TYPES = Object.freeze({ normal: 1, zero: 3, unmeasured: 4, secrets: 5, cpuid: 6 } as const);
+export type SnpLaunchPageType = keyof typeof SNP_PAGE_TYPES;
+
+/** SNP guest policy bit 17: reserved, must be one (SNP_POLICY_MASK_RSVD_MBO). */
+export const SNP_POLICY_RSVD_MBO = 1n << 17n;
+/** KVM_SEV_SNP_ID_BLOCK_SIZE, KVM_SEV_SNP_ID_AUTH_SIZE, KVM_SEV_SNP_FINISH_DATA_SIZE. */
+export const SNP_ID_BLOCK_SIZE = 96;
+export const SNP_ID_AUTH_SIZE = 4096;
+export const SNP_HOST_DATA_SIZE = 32;
+
 /** Host page size assumed for guest memory and memslots (x86-64). */
 export const PAGE_SIZE = 4096;
 /** Huge page size for MAP_HUGETLB guest memory. */

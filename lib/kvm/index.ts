@@ -16,6 +16,10 @@ export {
   type MemoryAttributesOptions,
   type SevGuestStatus,
   type SevInit2Options,
+  type SnpLaunchFinishOptions,
+  type SnpLaunchStartOptions,
+  type SnpLaunchUpdateOptions,
+  type SnpLaunchUpdateProgress,
 } from './vm';
 export { Vcpu } from './vcpu';
 export { GuestMemfd } from './guest-memfd';
@@ -35,6 +39,8 @@ export {
   SEV_DATA_ALIGNMENT,
   SEV_GUEST_STATES,
   SEV_MNONCE_SIZE,
+  SNP_PAGE_TYPES,
+  type SnpLaunchPageType,
   VM_TYPE,
   VM_TYPE_NAMES,
   type VmTypeName,

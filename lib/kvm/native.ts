@@ -139,6 +139,28 @@ export interface NativeVm {
     buf: Uint8Array | null,
     async: A,
   ): Maybe<NativeOutcome & { length: number }, A>;
+  snpLaunchStart<A extends boolean>(sevFd: number, policy: bigint, gosvw: Uint8Array | null, flags: number, async: A): Maybe<NativeOutcome, A>;
+  snpLaunchUpdate<A extends boolean>(
+    sevFd: number,
+    gfnStart: number,
+    m: NativeGuestMemory | null,
+    offset: number,
+    length: number,
+    type: number,
+    flags: number,
+    async: A,
+  ): Maybe<NativeOutcome & { gfnStart: number; length: number; offset: number }, A>;
+  snpLaunchFinish<A extends boolean>(
+    sevFd: number,
+    idBlock: Uint8Array | null,
+    idAuth: Uint8Array | null,
+    authKeyEn: boolean,
+    vcekDisabled: boolean,
+    hostData: Uint8Array | null,
+    flags: number,
+    async: A,
+  ): Maybe<NativeOutcome, A>;
+  snpEnableReqCerts<A extends boolean>(sevFd: number, async: A): Maybe<NativeOutcome, A>;
   close(): void;
 }
 
@@ -176,6 +198,8 @@ export interface NativeVcpu {
   setRegs(regs: Record<string, bigint>): NativeOutcome;
   getSregs(): NativeOutcome & { sregs: unknown };
   setSregs(sregs: unknown): NativeOutcome;
+  getFpu(): NativeOutcome & { fpu: unknown };
+  setFpu(fpu: unknown): NativeOutcome;
   setCpuid2(entries: NativeCpuidEntry[]): NativeOutcome;
   run<A extends boolean>(async: A): Maybe<NativeRunOutcome, A>;
   setIoData(data: Uint8Array): void;

@@ -90,6 +90,22 @@ export type SregsUpdate = Partial<Omit<Sregs, KvmSegmentName | 'gdt' | 'idt'>> &
 } & { gdt?: Partial<DescriptorTable>; idt?: Partial<DescriptorTable> };
 
 /** A CPUID leaf (struct kvm_cpuid_entry2). */
+/** struct kvm_fpu. */
+export interface Fpu {
+  fcw: number;
+  fsw: number;
+  /** Abridged tag word (one bit per register). */
+  ftwx: number;
+  lastOpcode: number;
+  lastIp: bigint;
+  lastDp: bigint;
+  mxcsr: number;
+  /** ST0-ST7, 16 bytes each. */
+  fpr: Buffer;
+  /** XMM0-XMM15, 16 bytes each. */
+  xmm: Buffer;
+}
+
 export interface CpuidEntry {
   function: number;
   index: number;

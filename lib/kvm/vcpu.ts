@@ -8,6 +8,7 @@ import type { NativeRunOutcome, NativeVcpu } from './native';
 import {
   type CpuidEntry,
   type DescriptorTable,
+  type Fpu,
   REG_NAMES,
   type Regs,
   type RegsUpdate,
@@ -116,6 +117,31 @@ export class Vcpu {
       }
     }
     check(command, nv.setSregs(s));
+  }
+
+  /** KVM_GET_FPU: the x87 and SSE state (control/status words, MXCSR, x87 and XMM registers). */
+  getFpu(): Fpu {
+    const r = check('KVM_GET_FPU', this.idle('KVM_GET_FPU').getFpu());
+    return r.fpu as Fpu;
+  }
+
+  /** KVM_SET_FPU: the given fields over the current state (e.g. { fcw: 0x37f, mxcsr: 0x1f80 }). */
+  setFpu(update: Partial<Fpu>): void {
+    const command = 'KVM_SET_FPU';
+    const nv = this.idle(command);
+    if (typeof update !== 'object' || update === null) throw new SevArgumentError(command, `expected an object of FPU fields, got ${describe(update)}`);
+    const f = this.getFpu();
+    const limits: Record<string, number> = { fcw: 0xffff, fsw: 0xffff, ftwx: 0xff, lastOpcode: 0xffff, mxcsr: 0xffffffff };
+    for (const [k, v] of Object.entries(update)) {
+      if (k in limits) (f as unknown as Record<string, number>)[k] = integer(command, k, v, 0, limits[k]);
+      else if (k === 'lastIp' || k === 'lastDp') f[k] = u64(command, k, v);
+      else if (k === 'fpr' || k === 'xmm') {
+        const size = k === 'fpr' ? 128 : 256;
+        if (!(v instanceof Uint8Array) || v.length !== size) throw new SevArgumentError(command, `${k} must be ${size} bytes`);
+        f[k] = Buffer.from(v);
+      } else throw new SevArgumentError(command, `unknown FPU field '${k}'`);
+    }
+    check(command, nv.setFpu(f));
   }
 
   /** KVM_SET_CPUID2: the CPUID leaves the guest sees (e.g. Kvm#supportedCpuid()). */

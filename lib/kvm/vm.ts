@@ -14,14 +14,16 @@ import {
   KVM_CAP,
   KVM_MEM,
   KVM_MEMORY_ATTRIBUTE_PRIVATE,
-  PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE, VM_TYPE_NAMES } from './constants';
+  PAGE_SIZE, SEV_DATA_ALIGNMENT, SEV_GUEST_STATES, SEV_MNONCE_SIZE,
+  SNP_HOST_DATA_SIZE, SNP_ID_AUTH_SIZE, SNP_ID_BLOCK_SIZE, SNP_PAGE_TYPES, SNP_POLICY_RSVD_MBO, type SnpLaunchPageType,
+  VM_TYPE_NAMES } from './constants';
 import { GuestMemfd } from './guest-memfd';
 import { GuestMemory } from './memory';
 import type { NativeVm } from './native';
 import { Vcpu } from './vcpu';
 import { aligned, bytes, describe, inside, integer, type SevFd, sevFd, u64 } from './validate';
 
-const { ENOMEM } = osConstants.errno;
+const { EIO, ENOMEM } = osConstants.errno;
 /** kvm_sev_launch_update_data.len and friends are 32-bit. */
 const MAX_SEV_LENGTH = 0xffffffff;
 
@@ -102,6 +104,53 @@ export interface LaunchStartOptions {
   dhCert?: Uint8Array;
   /** The launch session blob (wrapped TEK/TIK, nonce). */
   session?: Uint8Array;
+}
+
+export interface SnpLaunchStartOptions {
+  /** The SNP guest policy (64 bits; bit 17 must be set, e.g. 0x30000 = SMT allowed). */
+  policy: number | bigint;
+  /** Guest OS supported versions (16 bytes, default zeros). */
+  gosvw?: Uint8Array;
+  /** Must be 0. */
+  flags?: number;
+}
+
+export interface SnpLaunchUpdateOptions {
+  /** Guest-physical address of the first page (page-aligned); its slot must have a guest_memfd. */
+  guestPhysAddr: number;
+  /** Bytes (a multiple of 4096). */
+  length: number;
+  /** Page type: 'normal' (measured), 'zero', 'unmeasured', 'secrets' or 'cpuid'. */
+  type: SnpLaunchPageType;
+  /** Where the pages' contents come from (not for 'zero'): page-aligned offset into a GuestMemory. */
+  source?: { memory: GuestMemory; offset: number };
+  /** Must be 0. */
+  flags?: number;
+}
+
+/** What one KVM_SEV_SNP_LAUNCH_UPDATE left to do (the kernel may stop early, successfully). */
+export interface SnpLaunchUpdateProgress {
+  /** Pages done by this call. */
+  pages: number;
+  /** The range still to do: length 0 when complete. */
+  guestPhysAddr: number;
+  length: number;
+  /** The source offset for the rest (unchanged for zero pages). */
+  sourceOffset: number;
+}
+
+export interface SnpLaunchFinishOptions {
+  /** A 96-byte ID block and its 4096-byte ID_AUTH_INFO (both or neither). */
+  idBlock?: Uint8Array;
+  idAuth?: Uint8Array;
+  /** ID_AUTH_INFO carries an author key that signs the ID key. */
+  authorKey?: boolean;
+  /** Reports may only be signed by a VLEK. */
+  vcekDisabled?: boolean;
+  /** 32 bytes the host puts in every attestation report (default zeros). */
+  hostData?: Uint8Array;
+  /** Must be 0. */
+  flags?: number;
 }
 
 export interface LaunchStartResult {
@@ -727,6 +776,128 @@ export class Vm {
     const buf = Buffer.alloc(queriedLength(command, q, q.length));
     const r = checkSev(command, yield* call((a) => nv.getAttestationReport(fd, nonce, buf, a)));
     return buf.subarray(0, r.length);
+  }
+
+  // ---- SEV-SNP launch (KVM_X86_SNP_VM after KVM_SEV_INIT2) ------------------------------------
+
+  /**
+   * KVM_SEV_SNP_LAUNCH_START: create the SNP guest context under `policy` and bind the VM's ASID.
+   * The kernel refuses policy bits it does not support (KVM_X86_SNP_POLICY_BITS) with EINVAL.
+   */
+  snpLaunchStart(sev: SevFd, options: SnpLaunchStartOptions): Promise<void> {
+    return runAsync(this.snpStartFlow(sev, options));
+  }
+  snpLaunchStartSync(sev: SevFd, options: SnpLaunchStartOptions): void {
+    runSync(this.snpStartFlow(sev, options));
+  }
+  private *snpStartFlow(sev: SevFd, options: SnpLaunchStartOptions): Flow<void> {
+    const command = 'SNP_LAUNCH_START';
+    const fd = sevFd(command, sev);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { policy, gosvw?, flags? }');
+    const policy = u64(command, 'policy', options.policy);
+    if (!(policy & SNP_POLICY_RSVD_MBO)) {
+      throw new SevArgumentError(command, `policy bit 17 is reserved and must be set, got 0x${policy.toString(16)}`);
+    }
+    const gosvw = options.gosvw === undefined ? null : bytes(command, 'gosvw', options.gosvw);
+    if (gosvw && gosvw.length !== 16) throw new SevArgumentError(command, `gosvw must be 16 bytes, got ${gosvw.length}`);
+    const flags = integer(command, 'flags', options.flags ?? 0, 0, 0xffff);
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.snpLaunchStart(fd, policy, gosvw, flags, a)));
+  }
+
+  /**
+   * KVM_SEV_SNP_LAUNCH_UPDATE: copy pages into the guest's private memory (guest_memfd), assign
+   * them to the guest in the RMP and measure them by type. The range must be private
+   * (setMemoryAttributes) in a guest_memfd slot. One ioctl: the kernel may stop early without an
+   * error — the result says what is left (SnpLaunch loops until nothing is).
+   */
+  snpLaunchUpdate(sev: SevFd, options: SnpLaunchUpdateOptions): Promise<SnpLaunchUpdateProgress> {
+    return runAsync(this.snpUpdateFlow(sev, options));
+  }
+  snpLaunchUpdateSync(sev: SevFd, options: SnpLaunchUpdateOptions): SnpLaunchUpdateProgress {
+    return runSync(this.snpUpdateFlow(sev, options));
+  }
+  private *snpUpdateFlow(sev: SevFd, options: SnpLaunchUpdateOptions): Flow<SnpLaunchUpdateProgress> {
+    const command = 'SNP_LAUNCH_UPDATE';
+    const fd = sevFd(command, sev);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { guestPhysAddr, length, type, source? }');
+    const gpa = integer(command, 'guestPhysAddr', options.guestPhysAddr);
+    const length = integer(command, 'length', options.length, 1);
+    aligned(command, 'guestPhysAddr', gpa, PAGE_SIZE);
+    aligned(command, 'length', length, PAGE_SIZE);
+    const type = SNP_PAGE_TYPES[options.type as SnpLaunchPageType];
+    if (type === undefined || !Object.hasOwn(SNP_PAGE_TYPES, options.type)) {
+      throw new SevArgumentError(command, `type must be one of ${Object.keys(SNP_PAGE_TYPES).join(', ')}, got ${describe(options.type)}`);
+    }
+    const flags = integer(command, 'flags', options.flags ?? 0, 0, 0xffff);
+    let m = null;
+    let offset = 0;
+    if (options.type === 'zero') {
+      if (options.source !== undefined) throw new SevArgumentError(command, 'zero pages take no source');
+    } else {
+      const src = options.source;
+      if (typeof src !== 'object' || src === null) throw new SevArgumentError(command, `${options.type} pages need a source { memory, offset }`);
+      m = this.memoryArg(command, src.memory);
+      offset = integer(command, 'source offset', src.offset);
+      aligned(command, 'source offset', offset, PAGE_SIZE);
+      inside(command, 'source', offset, length, src.memory.size);
+    }
+    const nv = this.vm(command);
+    const o = yield* call((a) => nv.snpLaunchUpdate(fd, gpa / PAGE_SIZE, m, offset, length, type, flags, a));
+    if (o.errno === EIO && !o.fwError) {
+      // kvm_gmem_populate failed on the first page before any firmware command.
+      throw new SevError(
+        `${command} failed: EIO: the page at 0x${gpa.toString(16)} is not private (setMemoryAttributes), ` +
+          'or it was launched already, or its source page is not readable',
+        { command, errno: EIO },
+      );
+    }
+    const r = checkSev(command, o);
+    return {
+      pages: (length - r.length) / PAGE_SIZE,
+      guestPhysAddr: r.gfnStart * PAGE_SIZE,
+      length: r.length,
+      sourceOffset: m ? r.offset : offset,
+    };
+  }
+
+  /**
+   * KVM_SEV_SNP_LAUNCH_FINISH: measure every vCPU's register state as a VMSA page (their state
+   * is protected from then on), then finish the launch; with an ID block the firmware checks its
+   * signatures, launch digest and policy first.
+   */
+  snpLaunchFinish(sev: SevFd, options: SnpLaunchFinishOptions = {}): Promise<void> {
+    return runAsync(this.snpFinishFlow(sev, options));
+  }
+  snpLaunchFinishSync(sev: SevFd, options: SnpLaunchFinishOptions = {}): void {
+    runSync(this.snpFinishFlow(sev, options));
+  }
+  private *snpFinishFlow(sev: SevFd, options: SnpLaunchFinishOptions): Flow<void> {
+    const command = 'SNP_LAUNCH_FINISH';
+    const fd = sevFd(command, sev);
+    if (typeof options !== 'object' || options === null) throw new SevArgumentError(command, 'expected { idBlock?, idAuth?, hostData?, ... }');
+    const idBlock = options.idBlock === undefined ? null : bytes(command, 'idBlock', options.idBlock);
+    const idAuth = options.idAuth === undefined ? null : bytes(command, 'idAuth', options.idAuth);
+    if (!idBlock !== !idAuth) throw new SevArgumentError(command, 'idBlock and idAuth go together');
+    if (idBlock && idBlock.length !== SNP_ID_BLOCK_SIZE) throw new SevArgumentError(command, `idBlock must be ${SNP_ID_BLOCK_SIZE} bytes, got ${idBlock.length}`);
+    if (idAuth && idAuth.length !== SNP_ID_AUTH_SIZE) throw new SevArgumentError(command, `idAuth must be ${SNP_ID_AUTH_SIZE} bytes, got ${idAuth.length}`);
+    if (options.authorKey && !idBlock) throw new SevArgumentError(command, 'authorKey needs an idBlock');
+    const hostData = options.hostData === undefined ? null : bytes(command, 'hostData', options.hostData);
+    if (hostData && hostData.length !== SNP_HOST_DATA_SIZE) throw new SevArgumentError(command, `hostData must be ${SNP_HOST_DATA_SIZE} bytes, got ${hostData.length}`);
+    const flags = integer(command, 'flags', options.flags ?? 0, 0, 0xffff);
+    const nv = this.vm(command);
+    checkSev(command, yield* call((a) => nv.snpLaunchFinish(fd, idBlock, idAuth, !!options.authorKey, !!options.vcekDisabled, hostData, flags, a)));
+  }
+
+  /**
+   * KVM_SEV_SNP_ENABLE_REQ_CERTS (Linux 7.2): before any vCPU exists, have the guest's extended
+   * report requests exit to user space (KVM_EXIT_SNP_REQ_CERTS) so the VMM serves certificates.
+   */
+  snpEnableReqCerts(sev: SevFd): Promise<void> {
+    return runAsync(this.simpleFlow('SNP_ENABLE_REQ_CERTS', sev, (n, fd, a) => n.snpEnableReqCerts(fd, a)));
+  }
+  snpEnableReqCertsSync(sev: SevFd): void {
+    runSync(this.simpleFlow('SNP_ENABLE_REQ_CERTS', sev, (n, fd, a) => n.snpEnableReqCerts(fd, a)));
   }
 
   private *simpleFlow(

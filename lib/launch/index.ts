@@ -2,3 +2,4 @@ export { SevLaunch, LaunchStarted, LaunchMeasured, LaunchFinished, type SevMode,
 export { Policy, POLICY_BITS, type PolicyFlags } from './policy';
 export { planChunks, validateRanges, UPDATE_ALIGNMENT, type Range } from './ranges';
 export { memlockInfo, type MemlockInfo } from './memlock';
+export { SnpLaunch, SnpLaunchStarted, SnpLaunchFinished, type SnpLaunchInitOptions, type SnpUpdateOptions, type SnpStreamFileOptions } from './snp-launcher';

@@ -53,7 +53,7 @@ export interface StreamResult {
 
 const DEFAULT_CHUNK = 8 << 20;
 
-function aborted(command: string, done: number): SevError {
+export function aborted(command: string, done: number): SevError {
   const e = new SevError(`${command}: cancelled after ${done} bytes`, { command });
   e.name = 'AbortError';
   (e as { code: string }).code = 'ABORT_ERR';
@@ -61,7 +61,7 @@ function aborted(command: string, done: number): SevError {
 }
 
 /** What every launch state shares: the VM, the firmware, and who may act now. */
-class LaunchContext {
+export class LaunchContext {
   /** The state object allowed to act; others have been superseded. */
   current: object | null = null;
   busy: string | null = null;
@@ -70,7 +70,7 @@ class LaunchContext {
   constructor(
     readonly vm: Vm,
     readonly platform: SevPlatform,
-    readonly mode: SevMode,
+    readonly mode: SevMode | 'snp',
   ) {}
 
   /** Checks that `state` is the live step and no other step is running, then marks it busy. */
@@ -133,7 +133,7 @@ export class SevLaunch {
   }
 
   get mode(): SevMode {
-    return this.ctx.mode;
+    return this.ctx.mode as SevMode;
   }
 
   /**

@@ -163,6 +163,10 @@ class Vm : public Napi::ObjectWrap<Vm> {
   Napi::Value DbgDecrypt(const Napi::CallbackInfo& info);
   Napi::Value DbgEncrypt(const Napi::CallbackInfo& info);
   Napi::Value GetAttestationReport(const Napi::CallbackInfo& info);
+  Napi::Value SnpLaunchStart(const Napi::CallbackInfo& info);
+  Napi::Value SnpLaunchUpdate(const Napi::CallbackInfo& info);
+  Napi::Value SnpLaunchFinish(const Napi::CallbackInfo& info);
+  Napi::Value SnpEnableReqCerts(const Napi::CallbackInfo& info);
 
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);
@@ -193,6 +197,8 @@ class Vcpu : public Napi::ObjectWrap<Vcpu> {
   Napi::Value SetRegs(const Napi::CallbackInfo& info);
   Napi::Value GetSregs(const Napi::CallbackInfo& info);
   Napi::Value SetSregs(const Napi::CallbackInfo& info);
+  Napi::Value GetFpu(const Napi::CallbackInfo& info);
+  Napi::Value SetFpu(const Napi::CallbackInfo& info);
   Napi::Value SetCpuid2(const Napi::CallbackInfo& info);
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value SetIoData(const Napi::CallbackInfo& info);

@@ -242,6 +242,8 @@ Napi::Function Vcpu::Define(Napi::Env env, Classes* classes) {
                          InstanceMethod<&Vcpu::SetRegs>("setRegs", napi_default, classes),
                          InstanceMethod<&Vcpu::GetSregs>("getSregs", napi_default, classes),
                          InstanceMethod<&Vcpu::SetSregs>("setSregs", napi_default, classes),
+                         InstanceMethod<&Vcpu::GetFpu>("getFpu", napi_default, classes),
+                         InstanceMethod<&Vcpu::SetFpu>("setFpu", napi_default, classes),
                          InstanceMethod<&Vcpu::SetCpuid2>("setCpuid2", napi_default, classes),
                          InstanceMethod<&Vcpu::Run>("run", napi_default, classes),
                          InstanceMethod<&Vcpu::SetIoData>("setIoData", napi_default, classes),
@@ -327,6 +329,53 @@ Napi::Value Vcpu::GetSregs(const Napi::CallbackInfo& info) {
           BigIntArray(env, reinterpret_cast<const uint64_t*>(sregs.interrupt_bitmap), 4));
     out.Set("sregs", s);
   });
+}
+
+// getFpu() → {fpu}: KVM_GET_FPU — the x87 and SSE state: fcw, fsw, ftwx (abridged tag),
+// lastOpcode, lastIp, lastDp (BigInts), mxcsr, fpr (8 × 16 bytes) and xmm (16 × 16 bytes).
+Napi::Value Vcpu::GetFpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  VCPU_IDLE_OR_RETURN(env);
+  kvm_fpu fpu{};
+  Outcome o;
+  if (::ioctl(core_->fd->fd(), KVM_GET_FPU, &fpu) < 0) o.err = errno;
+  return OutcomeObject(env, o, [&](Napi::Env env, Napi::Object& out) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("fcw", fpu.fcw);
+    f.Set("fsw", fpu.fsw);
+    f.Set("ftwx", fpu.ftwx);
+    f.Set("lastOpcode", fpu.last_opcode);
+    f.Set("lastIp", Napi::BigInt::New(env, static_cast<uint64_t>(fpu.last_ip)));
+    f.Set("lastDp", Napi::BigInt::New(env, static_cast<uint64_t>(fpu.last_dp)));
+    f.Set("mxcsr", fpu.mxcsr);
+    f.Set("fpr", Napi::Buffer<uint8_t>::Copy(env, &fpu.fpr[0][0], sizeof fpu.fpr));
+    f.Set("xmm", Napi::Buffer<uint8_t>::Copy(env, &fpu.xmm[0][0], sizeof fpu.xmm));
+    out.Set("fpu", f);
+  });
+}
+
+// setFpu(fpu): KVM_SET_FPU; every field must be given (the TS layer merges over getFpu()).
+Napi::Value Vcpu::SetFpu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object f = ObjectArg(info[0], "fpu");
+  kvm_fpu fpu{};
+  fpu.fcw = static_cast<uint16_t>(U32Arg(f.Get("fcw"), "fcw"));
+  fpu.fsw = static_cast<uint16_t>(U32Arg(f.Get("fsw"), "fsw"));
+  fpu.ftwx = static_cast<uint8_t>(U32Arg(f.Get("ftwx"), "ftwx"));
+  fpu.last_opcode = static_cast<uint16_t>(U32Arg(f.Get("lastOpcode"), "lastOpcode"));
+  fpu.last_ip = U64Arg(f.Get("lastIp"), "lastIp");
+  fpu.last_dp = U64Arg(f.Get("lastDp"), "lastDp");
+  fpu.mxcsr = U32Arg(f.Get("mxcsr"), "mxcsr");
+  Bytes fpr = OptionalBytes(f.Get("fpr"), "fpr"), xmm = OptionalBytes(f.Get("xmm"), "xmm");
+  if (fpr.length != sizeof fpu.fpr || xmm.length != sizeof fpu.xmm) {
+    throw Napi::RangeError::New(env, "setFpu: fpr must be 128 bytes and xmm 256 bytes");
+  }
+  memcpy(fpu.fpr, fpr.data, sizeof fpu.fpr);
+  memcpy(fpu.xmm, xmm.data, sizeof fpu.xmm);
+  VCPU_IDLE_OR_RETURN(env);
+  Outcome o;
+  if (::ioctl(core_->fd->fd(), KVM_SET_FPU, &fpu) < 0) o.err = errno;
+  return OutcomeObject(env, o, nullptr);
 }
 
 // setSregs(sregs): KVM_SET_SREGS; every field must be given (the TS layer merges partial updates

@@ -70,6 +70,10 @@ Napi::Function Vm::Define(Napi::Env env, Classes* classes) {
           InstanceMethod<&Vm::DbgDecrypt>("dbgDecrypt", napi_default, classes),
           InstanceMethod<&Vm::DbgEncrypt>("dbgEncrypt", napi_default, classes),
           InstanceMethod<&Vm::GetAttestationReport>("getAttestationReport", napi_default, classes),
+          InstanceMethod<&Vm::SnpLaunchStart>("snpLaunchStart", napi_default, classes),
+          InstanceMethod<&Vm::SnpLaunchUpdate>("snpLaunchUpdate", napi_default, classes),
+          InstanceMethod<&Vm::SnpLaunchFinish>("snpLaunchFinish", napi_default, classes),
+          InstanceMethod<&Vm::SnpEnableReqCerts>("snpEnableReqCerts", napi_default, classes),
           InstanceMethod<&Vm::Close>("close", napi_default, classes),
           InstanceAccessor<&Vm::GetFd>("fd", napi_default, classes),
           InstanceAccessor<&Vm::GetClosed>("closed", napi_default, classes),
@@ -675,6 +679,99 @@ Napi::Value Vm::GetMappedSlots(const Napi::CallbackInfo& info) {
     for (auto& kv : memory_->slots) a.Set(i++, Napi::Number::New(env, kv.first));
   }
   return a;
+}
+
+
+// ---- SEV-SNP launch ----------------------------------------------------------------------------
+
+// snpLaunchStart(sevFd, policy, gosvw: 16 bytes, flags, async): KVM_SEV_SNP_LAUNCH_START — create
+// the guest context under `policy` (u64) and bind the VM's ASID to it.
+Napi::Value Vm::SnpLaunchStart(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SevOp op;
+  op.id = uapi::KVM_SEV_SNP_LAUNCH_START;
+  op.sevFd = FdArg(info[0], "sevFd");
+  auto s = NewStruct<uapi::kvm_sev_snp_launch_start>();
+  s->policy = U64Arg(info[1], "policy");
+  Bytes gosvw = OptionalBytes(info[2], "snpLaunchStart gosvw");
+  if (gosvw.data && gosvw.length != sizeof s->gosvw) throw Napi::RangeError::New(env, "snpLaunchStart: gosvw must be 16 bytes");
+  if (gosvw.data) memcpy(s->gosvw, gosvw.data, sizeof s->gosvw);
+  s->flags = static_cast<uint16_t>(U32Arg(info[3], "flags"));
+  op.data = s;
+  return IssueSev(info, 4, std::move(op));
+}
+
+// snpLaunchUpdate(sevFd, gfnStart, memory | null, offset, length, type, flags, async)
+// → {gfnStart, length, offset}: KVM_SEV_SNP_LAUNCH_UPDATE of `length` bytes of private memory from
+// gfnStart, of page type `type`, copied from [offset, +length) of `memory` (null for ZERO pages).
+// The kernel may stop early with success: the returned fields are what is left to do.
+Napi::Value Vm::SnpLaunchUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SevOp op;
+  op.id = uapi::KVM_SEV_SNP_LAUNCH_UPDATE;
+  op.sevFd = FdArg(info[0], "sevFd");
+  auto s = NewStruct<uapi::kvm_sev_snp_launch_update>();
+  s->gfn_start = U64Arg(info[1], "gfnStart");
+  SharedMapping m = info[2].IsNull() || info[2].IsUndefined() ? nullptr : MappingArg(info[2], "memory");
+  uint64_t offset = U64Arg(info[3], "offset");
+  s->len = U64Arg(info[4], "length");
+  s->type = static_cast<uint8_t>(U32Arg(info[5], "type"));
+  s->flags = static_cast<uint16_t>(U32Arg(info[6], "flags"));
+  uint64_t base = 0;
+  if (m) {
+    if (!m->Contains(offset, s->len)) throw Napi::RangeError::New(env, "snpLaunchUpdate: range is outside guest memory");
+    base = Addr(m->base());
+    s->uaddr = base + offset;
+    op.keep.push_back(m);
+  } else if (!info[2].IsNull() && !info[2].IsUndefined()) {
+    return ErrnoOutcome(env, BoolArg(info, 7), EBADF);  // a released GuestMemory
+  }
+  op.data = s;
+  op.finish = [s, base](Napi::Env, Napi::Object& out) {
+    out.Set("gfnStart", static_cast<double>(s->gfn_start));
+    out.Set("length", static_cast<double>(s->len));
+    out.Set("offset", static_cast<double>(base ? s->uaddr - base : 0));
+  };
+  return IssueSev(info, 7, std::move(op));
+}
+
+// snpLaunchFinish(sevFd, idBlock | null, idAuth | null, authKeyEn, vcekDisabled, hostData: 32
+// bytes | null, flags, async): KVM_SEV_SNP_LAUNCH_FINISH — measure every vCPU's VMSA, then finish
+// the launch (with an ID block when one is given).
+Napi::Value Vm::SnpLaunchFinish(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SevOp op;
+  op.id = uapi::KVM_SEV_SNP_LAUNCH_FINISH;
+  op.sevFd = FdArg(info[0], "sevFd");
+  auto s = NewStruct<uapi::kvm_sev_snp_launch_finish>();
+  Bytes idBlock = OptionalBytes(info[1], "snpLaunchFinish idBlock");
+  Bytes idAuth = OptionalBytes(info[2], "snpLaunchFinish idAuth");
+  if (idBlock.data) {
+    if (idBlock.length != uapi::KVM_SEV_SNP_ID_BLOCK_SIZE || !idAuth.data || idAuth.length != uapi::KVM_SEV_SNP_ID_AUTH_SIZE)
+      throw Napi::RangeError::New(env, "snpLaunchFinish: an ID block is 96 bytes and needs a 4096-byte ID auth");
+    s->id_block_en = 1;
+    s->id_block_uaddr = Addr(idBlock.data);
+    s->id_auth_uaddr = Addr(idAuth.data);
+    op.pins->Add(info[1]);
+    op.pins->Add(info[2]);
+  }
+  s->auth_key_en = BoolArg(info, 3) ? 1 : 0;
+  s->vcek_disabled = BoolArg(info, 4) ? 1 : 0;
+  Bytes hostData = OptionalBytes(info[5], "snpLaunchFinish hostData");
+  if (hostData.data && hostData.length != sizeof s->host_data) throw Napi::RangeError::New(env, "snpLaunchFinish: hostData must be 32 bytes");
+  if (hostData.data) memcpy(s->host_data, hostData.data, sizeof s->host_data);
+  s->flags = static_cast<uint16_t>(U32Arg(info[6], "flags"));
+  op.data = s;
+  return IssueSev(info, 7, std::move(op));
+}
+
+// snpEnableReqCerts(sevFd, async): KVM_SEV_SNP_ENABLE_REQ_CERTS (7.2) — before any vCPU exists:
+// the guest's certificate requests exit to user space (KVM_EXIT_SNP_REQ_CERTS).
+Napi::Value Vm::SnpEnableReqCerts(const Napi::CallbackInfo& info) {
+  SevOp op;
+  op.id = uapi::KVM_SEV_SNP_ENABLE_REQ_CERTS;
+  op.sevFd = FdArg(info[0], "sevFd");
+  return IssueSev(info, 1, std::move(op));
 }
 
 }  // namespace kvm

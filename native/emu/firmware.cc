@@ -1,4 +1,5 @@
 #include "firmware.h"
+#include "guest_registry.h"
 
 #include <cstdlib>
 #include <openssl/evp.h>
@@ -357,7 +358,7 @@ int Firmware::snp_platform_status(sev_user_data_snp_status& out) {
   out.is_rmp_initialized = st().snp_init ? 1 : 0;
   out.build_id = c.build;
   out.feature_flags = st().snp_config_flags & 0x3;  // mask_chip_id, mask_chip_key
-  out.guest_count = 0;
+  out.guest_count = registry::live_snp_guests(nv_);
   out.current_tcb_version = c.gen->snp_tcb;
   out.reported_tcb_version = st().snp_reported_tcb ? st().snp_reported_tcb : c.gen->snp_tcb;
   return SEV_RET_SUCCESS;

@@ -98,8 +98,7 @@ int launch_start(NvSession& nv, const StartArgs& a, std::shared_ptr<Guest>& out)
 // ACTIVATE: the ASID must not belong to another guest (ASID_OWNED), and SEV-ES guests
 // (policy ES) take ASIDs below the minimum SEV ASID, SEV guests ASIDs at or above it.
 int activate(NvSession& nv, Guest& g, uint32_t asid, bool es_asid) {
-  uint32_t owner = registry::guest_on_asid(nv, asid);
-  if (owner && owner != g.handle) return SEV_RET_ASID_OWNED;
+  if (registry::asid_in_use(nv, asid, g.handle)) return SEV_RET_ASID_OWNED;
   if (bool(g.policy & kPolicyEs) != es_asid) return SEV_RET_POLICY_FAILURE;
   registry::bind_asid(nv, g.handle, asid);
   g.asid = asid;

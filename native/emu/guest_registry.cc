@@ -19,10 +19,11 @@ constexpr const char* kFile = "guests";
 
 struct Entry {
   bool guest;  // false: an ASID entry
-  uint32_t id;  // handle or ASID
+  uint32_t id;  // handle, SNP guest context or ASID
   long pid;
   uint64_t start;
   uint32_t policy = 0, asid = 0;
+  bool snp = false;  // an SNP guest context ("snp" line): not counted by PLATFORM_STATUS
 };
 
 // Field 22 of /proc/<pid>/stat (start time in clock ticks); 0 when the process is gone.
@@ -67,7 +68,8 @@ std::vector<Entry> parse(const std::string& text) {
     unsigned id = 0, policy = 0, asid = 0;
     int n = sscanf(line.c_str(), "%7s %u %ld %llu %u %u", kind, &id, &e.pid, &start, &policy, &asid);
     if (n < 4) continue;
-    e.guest = strcmp(kind, "guest") == 0;
+    e.snp = strcmp(kind, "snp") == 0;
+    e.guest = e.snp || strcmp(kind, "guest") == 0;
     if (!e.guest && strcmp(kind, "asid") != 0) continue;
     e.id = id;
     e.start = start;
@@ -83,8 +85,8 @@ std::string format(const std::vector<Entry>& v) {
   char line[128];
   for (const Entry& e : v) {
     if (e.guest)
-      snprintf(line, sizeof line, "guest %u %ld %" PRIu64 " %u %u\n", e.id, e.pid, e.start,
-               e.policy, e.asid);
+      snprintf(line, sizeof line, "%s %u %ld %" PRIu64 " %u %u\n", e.snp ? "snp" : "guest", e.id, e.pid,
+               e.start, e.policy, e.asid);
     else
       snprintf(line, sizeof line, "asid %u %ld %" PRIu64 "\n", e.id, e.pid, e.start);
     s += line;
@@ -105,9 +107,9 @@ std::vector<Entry> load(NvSession& nv) {
   return live;
 }
 
-uint32_t count_guests(const std::vector<Entry>& v) {
+uint32_t count_guests(const std::vector<Entry>& v, bool snp = false) {
   uint32_t n = 0;
-  for (const Entry& e : v) n += e.guest;
+  for (const Entry& e : v) n += e.guest && e.snp == snp;
   return n;
 }
 
@@ -121,6 +123,7 @@ void store(NvSession& nv, const std::vector<Entry>& v) {
 }  // namespace
 
 uint32_t live_guests(NvSession& nv) { return count_guests(load(nv)); }
+uint32_t live_snp_guests(NvSession& nv) { return count_guests(load(nv), true); }
 
 uint32_t alloc_asid(NvSession& nv, uint32_t min, uint32_t max) {
   std::vector<Entry> v = load(nv);
@@ -142,16 +145,17 @@ void free_asid(NvSession& nv, uint32_t asid) {
   store(nv, keep);
 }
 
-uint32_t add_guest(NvSession& nv, uint32_t policy) {
+uint32_t add_guest(NvSession& nv, uint32_t policy, bool snp) {
   std::vector<Entry> v = load(nv);
   uint32_t h = 1;
   for (bool taken = true; taken; h++) {
     taken = false;
-    for (const Entry& e : v) taken |= e.guest && e.id == h;
+    for (const Entry& e : v) taken |= e.guest && e.snp == snp && e.id == h;
     if (!taken) break;
   }
   Entry e{true, h, self_pid(), self_start()};
   e.policy = policy;
+  e.snp = snp;
   v.push_back(e);
   store(nv, v);
   return h;
@@ -159,7 +163,7 @@ uint32_t add_guest(NvSession& nv, uint32_t policy) {
 
 bool find_guest(NvSession& nv, uint32_t handle, uint32_t* policy, uint32_t* asid) {
   for (const Entry& e : load(nv))
-    if (e.guest && e.id == handle) {
+    if (e.guest && !e.snp && e.id == handle) {
       if (policy) *policy = e.policy;
       if (asid) *asid = e.asid;
       return true;
@@ -167,23 +171,23 @@ bool find_guest(NvSession& nv, uint32_t handle, uint32_t* policy, uint32_t* asid
   return false;
 }
 
-uint32_t guest_on_asid(NvSession& nv, uint32_t asid) {
+bool asid_in_use(NvSession& nv, uint32_t asid, uint32_t handle, bool snp) {
   for (const Entry& e : load(nv))
-    if (e.guest && e.asid == asid) return e.id;
-  return 0;
+    if (e.guest && e.asid == asid && (e.snp != snp || e.id != handle)) return true;
+  return false;
 }
 
-void bind_asid(NvSession& nv, uint32_t handle, uint32_t asid) {
+void bind_asid(NvSession& nv, uint32_t handle, uint32_t asid, bool snp) {
   std::vector<Entry> v = load(nv);
   for (Entry& e : v)
-    if (e.guest && e.id == handle) e.asid = asid;
+    if (e.guest && e.snp == snp && e.id == handle) e.asid = asid;
   store(nv, v);
 }
 
-void remove_guest(NvSession& nv, uint32_t handle) {
+void remove_guest(NvSession& nv, uint32_t handle, bool snp) {
   std::vector<Entry> v = load(nv), keep;
   for (const Entry& e : v)
-    if (!e.guest || e.id != handle) keep.push_back(e);
+    if (!e.guest || e.snp != snp || e.id != handle) keep.push_back(e);
   store(nv, keep);
 }
 

@@ -10,6 +10,7 @@
 #include "cpu_model.h"
 #include "firmware.h"
 #include "generation.h"
+#include "kvm_emu.h"
 
 namespace sevemu {
 namespace {
@@ -51,12 +52,14 @@ const char* kvm_param_contents(const char* path) {
   else if (strcmp(name, "sev_es") == 0)
     on = emulated_generation()->es;
   else if (strcmp(name, "sev_snp") == 0)
-    on = false;  // sev_snp_supported: the emulated KVM cannot create SNP VMs yet
+    on = kvm_sev_facts().snp;  // sev_snp_supported
 
   else
     return nullptr;
   return on ? "Y\n" : "N\n";
 }
+
+bool host_snp_enabled() { return emulated_machine().host_snp; }
 
 const char* cpuinfo_contents(const char* path) {
   if (strcmp(path, "/proc/cpuinfo") != 0) return nullptr;

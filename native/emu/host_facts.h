@@ -15,6 +15,9 @@ const char* kvm_param_contents(const char* path);
 // online CPU of the real machine (built once per process); else null.
 const char* cpuinfo_contents(const char* path);
 
+// The host enabled SEV-SNP (the state directory's machine: `sev-emu run --host-snp`).
+bool host_snp_enabled();
+
 }  // namespace sevemu
 
 extern "C" {

@@ -69,6 +69,21 @@ int open_kvm(const char* path, int flags, unsigned mode) {
   return open_soft(flags);
 }
 
+bool soft_kvm_answers() {
+  if (sevemu_softkvm_unavailable()) return false;
+  switch (configured()) {
+    case Mode::kHost: return false;
+    case Mode::kSoft: return true;
+    case Mode::kAuto: break;
+  }
+  const char* chosen = g_backend.load();
+  if (chosen) return strcmp(chosen, "soft") == 0;
+  int fd = real::open("/dev/kvm", O_RDWR | O_CLOEXEC, 0);
+  if (fd < 0) return true;
+  real::close(fd);
+  return false;
+}
+
 void access_kvm(const char* path, int mode, int* result) {
   if (configured() != Mode::kSoft && real::access(path, mode) == 0) {
     *result = 0;

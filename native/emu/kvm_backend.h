@@ -8,6 +8,9 @@ namespace sevemu {
 
 // open("/dev/kvm") under the emulator: the fd, or -1 with errno set.
 int open_kvm(const char* path, int flags, unsigned mode);
+// Whether /dev/kvm opens the software KVM in this process (--kvm soft, or auto without a usable
+// host KVM): only it creates SNP VMs.
+bool soft_kvm_answers();
 // access("/dev/kvm"): sets *result as access(2) would.
 void access_kvm(const char* path, int mode, int* result);
 

@@ -14,12 +14,19 @@ struct KvmSevFacts {
   uint32_t min_sev_asid = 0;  // EDX: SEV-ES guests use 1 .. min - 1
   uint32_t max_sev_asid = 0;  // ECX
   uint64_t vmsa_features = 0;  // sev_supported_vmsa_features (DEBUG_SWAP)
+  // sev_snp_supported: the CPU has SNP and the host enabled it (CPUID 0x8000001F EAX[4]). Only
+  // the software KVM creates SNP VMs (the host path forwards to a KVM that cannot run them).
+  bool snp = false;
 };
+// snp_supported_policy_bits: SNP_POLICY_MASK_BASE within KVM's valid mask (the firmware's
+// optional policy features are not offered).
+constexpr uint64_t kSnpSupportedPolicyBits = 0xFFFFull | 1ull << 16 | 1ull << 17 | 1ull << 19 | 1ull << 20;
 const KvmSevFacts& kvm_sev_facts();
 
 // KVM_GET_DEVICE_ATTR / KVM_HAS_DEVICE_ATTR (`req`) on /dev/kvm for group KVM_X86_GRP_SEV
 // (sev_dev_get_attr): 0, -ENXIO for an unknown attribute, -EFAULT when `addr` is not writable.
-long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr);
+// `snp_vms`: this KVM creates SNP VMs (the SNP attributes are 0 otherwise).
+long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr, bool snp_vms);
 
 // Opens the real /dev/kvm and registers it as an emulated KVM system fd. Returns the fd
 // or -1 with errno set, like open(2).

@@ -16,6 +16,7 @@
 #include "kvm_emu.h"
 #include "kvm_vm.h"
 #include "real_libc.h"
+#include "snp_launch.h"
 #include "uapi/kvm_sev.h"
 #include "uapi/psp_sev.h"
 #include "user_mem.h"
@@ -52,10 +53,17 @@ class SevCall {
   long receive_update_data();
   template <typename Fn>
   long migration_step(Fn fw_step);
+  long snp_launch_start();
+  long snp_launch_update();
+  long snp_launch_finish();
+  long snp_enable_certs();
 
  private:
   bool sev_guest() const { return vm_.active; }
   bool sev_es_guest() const { return vm_.active && vm_.es_active; }
+  bool sev_snp_guest() const { return vm_.active && vm_.snp_active(); }
+  long snp_launch_update_vmsa();
+  long snp_populate_page(uint64_t gfn, uint8_t type, const uint8_t* src, uint64_t src_uaddr, uint32_t& fw_error);
 
   // __sev_issue_cmd: `sev_fd` must be an open /dev/sev (sev_issue_cmd_external_user), then
   // the firmware runs `fn` under the PSP lock; a non-zero status is -EIO with `error` set.
@@ -107,7 +115,7 @@ class SevCall {
   }
 
   int platform_init();
-  long guest_init_common(const kvm_sev_init& data, bool es);
+  long guest_init_common(kvm_sev_init data, uint32_t type);
 
   VmState& vm_;
   kvm_sev_cmd& cmd_;
@@ -145,27 +153,32 @@ long SevCall::guest_init(bool es) {
   if (vm_.vm_type != KVM_X86_DEFAULT_VM) return -EINVAL;
   kvm_sev_init data{};
   data.ghcb_version = es ? kGhcbVersionMin : 0;
-  return guest_init_common(data, es);
+  return guest_init_common(data, es ? KVM_X86_SEV_ES_VM : KVM_X86_SEV_VM);
 }
 
 // sev_guest_init2: once, on the SEV VM types, with the caller's struct kvm_sev_init.
 long SevCall::guest_init2() {
   if (!vm_.need_init) return -EINVAL;
-  if (vm_.vm_type != KVM_X86_SEV_VM && vm_.vm_type != KVM_X86_SEV_ES_VM) return -EINVAL;
+  if (vm_.vm_type != KVM_X86_SEV_VM && vm_.vm_type != KVM_X86_SEV_ES_VM && vm_.vm_type != KVM_X86_SNP_VM)
+    return -EINVAL;
   kvm_sev_init data;
   if (!copy_params(data)) return -EFAULT;
-  return guest_init_common(data, vm_.vm_type != KVM_X86_SEV_VM);
+  return guest_init_common(data, vm_.vm_type);
 }
 
-// __sev_guest_init: argument checks, then an ASID (sev_asid_new: SEV-ES guests 1 ..
+// __sev_guest_init: argument checks, then an ASID (sev_asid_new: SEV-ES and SNP guests 1 ..
 // min_sev_asid - 1, SEV guests min_sev_asid .. max_sev_asid; EBUSY when all are taken),
-// then sev_platform_init; all undone on failure.
-long SevCall::guest_init_common(const kvm_sev_init& data, bool es) {
+// then sev_platform_init; all undone on failure. SNP guests need GHCB version 2 and get
+// SNP_ACTIVE in their VMSA features.
+long SevCall::guest_init_common(kvm_sev_init data, uint32_t type) {
   const KvmSevFacts& facts = kvm_sev_facts();
+  const bool es = type != KVM_X86_SEV_VM, snp = type == KVM_X86_SNP_VM;
   uint64_t valid = es ? facts.vmsa_features : 0;
   if (!vm_.vcpus.empty() || data.flags || (data.vmsa_features & ~valid) ||
-      data.ghcb_version > kGhcbVersionMax || (!es && data.ghcb_version) || vm_.active)
+      data.ghcb_version > kGhcbVersionMax || (!es && data.ghcb_version))
     return -EINVAL;
+  if (es && !data.ghcb_version) data.ghcb_version = kGhcbVersionDefault;
+  if ((snp && data.ghcb_version < 2) || vm_.active) return -EINVAL;
   // ASID 0 is the host's: an EDX of 0 (no ES range) still leaves SEV guests 1 .. max.
   uint32_t min = es ? 1 : std::max<uint32_t>(facts.min_sev_asid, 1);
   uint32_t max = es ? facts.min_sev_asid - 1 : facts.max_sev_asid;
@@ -188,8 +201,8 @@ long SevCall::guest_init_common(const kvm_sev_init& data, bool es) {
   }
   vm_.active = true;
   vm_.es_active = es;
-  vm_.vmsa_features = data.vmsa_features;
-  vm_.ghcb_version = es && !data.ghcb_version ? kGhcbVersionDefault : data.ghcb_version;
+  vm_.vmsa_features = data.vmsa_features | (snp ? kVmsaFeatureSnpActive : 0);
+  vm_.ghcb_version = data.ghcb_version;
   vm_.asid = asid;
   vm_.need_init = false;
   return 0;
@@ -499,6 +512,149 @@ long SevCall::migration_step(Fn fw_step) {
   return issue_guest(fw_step);
 }
 
+// snp_launch_start: SNP_GCTX_CREATE (a failure there is ENOTTY), SNP_LAUNCH_START, then
+// SNP_ACTIVATE on the VM's ASID; the context is decommissioned when either fails.
+long SevCall::snp_launch_start() {
+  if (!sev_snp_guest()) return -ENOTTY;
+  kvm_sev_snp_launch_start params;
+  if (!copy_params(params)) return -EFAULT;
+  if (vm_.snp) return -EINVAL;  // one SNP context per VM
+  if (params.flags || (params.policy & ~kSnpSupportedPolicyBits) || !(params.policy & fw::kSnpPolicyMbo))
+    return -EINVAL;
+  std::shared_ptr<fw::SnpGuest> guest;
+  bool no_context = false;
+  long r = issue(int(cmd_.sev_fd), [&] {
+    NvSession nv;
+    if (!nv.state().snp_init) {  // SNP_GCTX_CREATE
+      no_context = true;
+      return int(SEV_RET_INVALID_PLATFORM_STATE);
+    }
+    int status = fw::snp_launch_start(nv, params.policy, params.gosvw, guest);
+    if (status == 0) {
+      status = fw::snp_activate(nv, *guest, vm_.asid);
+      if (status) fw::snp_decommission(nv, *guest);
+    }
+    nv.commit();
+    return status;
+  });
+  if (no_context) return -ENOTTY;
+  if (r) return r;
+  if (vm_.encrypts_memory) vm_.set_memory_key(guest->vek);
+  vm_.snp = std::move(guest);
+  vm_.sev_fd = int(cmd_.sev_fd);
+  return 0;
+}
+
+// sev_gmem_post_populate for one gfn: the page must be private and not yet assigned in the RMP
+// (EEXIST); the source page is copied in, the page assigned to the guest at its GPA, then
+// SNP_LAUNCH_UPDATE. On failure the page goes back to the host, and a refused CPUID page is
+// copied back to the source so the VMM sees what the firmware accepts.
+long SevCall::snp_populate_page(uint64_t gfn, uint8_t type, const uint8_t* src, uint64_t src_uaddr,
+                                uint32_t& fw_error) {
+  return vm_.gmem->with_gmem_page(gfn, [&](uint8_t* page, RmpEntry& rmp) -> long {
+    if (rmp.assigned) return -EEXIST;
+    if (src) memcpy(page, src, kPageSize);
+    rmp = RmpEntry{true, false, false, vm_.asid, gfn * kPageSize};
+    cmd_.error = 0;
+    long r = issue(vm_.sev_fd, [&] { return fw::snp_launch_update(*vm_.snp, type, gfn * kPageSize, page); });
+    fw_error = cmd_.error;
+    if (r) {
+      rmp = RmpEntry{};  // snp_page_reclaim
+      if (type == KVM_SEV_SNP_PAGE_TYPE_CPUID && fw_error == SEV_RET_INVALID_PARAM)
+        copy_to_user(src_uaddr, page, kPageSize);
+      return r;
+    }
+    rmp.validated = true;
+    return 0;
+  });
+}
+
+// snp_launch_update + kvm_gmem_populate: page by page from gfn_start, at most to the end of the
+// guest_memfd slot. When some pages were done before one failed, that is success with
+// gfn_start/len/uaddr advanced past them (the VMM calls again); when the first page fails the
+// ioctl is EIO with `error` the firmware status of that page (0 when it never reached it).
+long SevCall::snp_launch_update() {
+  if (!sev_snp_guest() || !vm_.snp) return -EINVAL;
+  kvm_sev_snp_launch_update params;
+  if (!copy_params(params)) return -EFAULT;
+  const uint8_t type = params.type;
+  const bool known = type == KVM_SEV_SNP_PAGE_TYPE_NORMAL || type == KVM_SEV_SNP_PAGE_TYPE_ZERO ||
+                     type == KVM_SEV_SNP_PAGE_TYPE_UNMEASURED || type == KVM_SEV_SNP_PAGE_TYPE_SECRETS ||
+                     type == KVM_SEV_SNP_PAGE_TYPE_CPUID;
+  if (!params.len || params.len % kPageSize || params.flags || !known) return -EINVAL;
+  const uint64_t src = type == KVM_SEV_SNP_PAGE_TYPE_ZERO ? 0 : params.uaddr;
+  if (src % kPageSize) return -EINVAL;
+  const uint64_t avail = vm_.gmem ? vm_.gmem->gmem_pages_from(params.gfn_start) : 0;
+  if (!avail) return -EINVAL;  // not a guest_memfd slot
+  const uint64_t npages = std::min<uint64_t>(params.len / kPageSize, avail);
+  uint32_t fw_error = 0;
+  long ret = 0;
+  uint64_t done = 0;
+  uint8_t buf[4096];
+  for (; done < npages; done++) {
+    const uint64_t uaddr = src ? src + done * kPageSize : 0;
+    // get_user_pages_fast; a CPUID source must be writable (the firmware's answer is copied back).
+    if (src && (copy_from_user(buf, uaddr, kPageSize) ||
+                (type == KVM_SEV_SNP_PAGE_TYPE_CPUID && copy_to_user(uaddr, buf, kPageSize)))) {
+      ret = -EFAULT;
+      break;
+    }
+    if ((ret = snp_populate_page(params.gfn_start + done, type, src ? buf : nullptr, uaddr, fw_error))) break;
+  }
+  if (ret && done == 0) {
+    cmd_.error = fw_error;
+    return -EIO;
+  }
+  params.gfn_start += done;
+  params.len -= done * kPageSize;
+  if (type != KVM_SEV_SNP_PAGE_TYPE_ZERO) params.uaddr += done * kPageSize;
+  return copy_to_user(cmd_.data, &params, sizeof params) ? -EFAULT : 0;
+}
+
+// snp_launch_update_vmsa: every vCPU's VMSA (sev_es_sync_vmsa) is measured as a VMSA page at
+// INITIAL_VMSA_GPA, and its state becomes protected.
+long SevCall::snp_launch_update_vmsa() {
+  for (const auto& vcpu : vm_.vcpus) {
+    if (vcpu->state_protected.load()) return -EINVAL;
+    uint8_t page[kVmsaSize];
+    int rc = build_vmsa(vcpu->kernel_ioctl, vm_.vmsa_features, true, page);
+    if (rc) return rc;
+    long r = issue(vm_.sev_fd, [&] { return fw::snp_launch_update(*vm_.snp, fw::kSnpPageVmsa, fw::kSnpVmsaGpa, page); });
+    if (r) return r;
+    vcpu->state_protected.store(true);
+  }
+  return 0;
+}
+
+// snp_launch_finish: the VMSAs first, then SNP_LAUNCH_FINISH with the ID block and ID auth
+// (psp_copy_user_blob of their fixed sizes) when id_block_en.
+long SevCall::snp_launch_finish() {
+  if (!sev_snp_guest()) return -ENOTTY;
+  if (!vm_.snp) return -EINVAL;
+  kvm_sev_snp_launch_finish params;
+  if (!copy_params(params)) return -EFAULT;
+  if (params.flags) return -EINVAL;
+  if (long r = snp_launch_update_vmsa()) return r;
+  Bytes id_block, id_auth;
+  if (params.id_block_en) {
+    long r;
+    if ((r = copy_blob(params.id_block_uaddr, KVM_SEV_SNP_ID_BLOCK_SIZE, id_block))) return r;
+    if ((r = copy_blob(params.id_auth_uaddr, KVM_SEV_SNP_ID_AUTH_SIZE, id_auth))) return r;
+  }
+  return issue(vm_.sev_fd, [&] {
+    return fw::snp_launch_finish(*vm_.snp, params.id_block_en ? id_block.data() : nullptr,
+                                 params.id_block_en ? id_auth.data() : nullptr, params.id_block_en && params.auth_key_en,
+                                 params.vcek_disabled, params.host_data);
+  });
+}
+
+// snp_enable_certs: before any vCPU exists, on an SNP guest.
+long SevCall::snp_enable_certs() {
+  if (!vm_.vcpus.empty() || !sev_snp_guest()) return -EINVAL;
+  vm_.snp_certs_enabled = true;
+  return 0;
+}
+
 }  // namespace
 
 long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
@@ -508,6 +664,8 @@ long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
   kvm_sev_cmd cmd;
   if (copy_from_user(&cmd, arg, sizeof cmd)) return -EFAULT;
   std::lock_guard<std::mutex> lock(vm.lock);
+  // Once KVM_SEV_INIT2 made it an SNP guest, only the SNP commands.
+  if (vm.snp_active() && cmd.id < KVM_SEV_SNP_LAUNCH_START) return -EPERM;
   long r;
   {
     SevCall c(vm, cmd);
@@ -534,11 +692,10 @@ long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
       case KVM_SEV_RECEIVE_START: r = c.receive_start(); break;
       case KVM_SEV_RECEIVE_UPDATE_DATA: r = c.receive_update_data(); break;
       case KVM_SEV_RECEIVE_FINISH: r = c.migration_step([](fw::Guest& g) { return fw::receive_step(g); }); break;
-      // No SNP guests: snp_launch_start / snp_launch_finish say ENOTTY, snp_launch_update EINVAL.
-      case KVM_SEV_SNP_LAUNCH_START:
-      case KVM_SEV_SNP_LAUNCH_FINISH: r = -ENOTTY; break;
-      case KVM_SEV_SNP_LAUNCH_UPDATE: r = -EINVAL; break;
-      case KVM_SEV_SNP_ENABLE_REQ_CERTS: r = -EINVAL; break;  // snp_enable_certs: not an SNP guest
+      case KVM_SEV_SNP_LAUNCH_START: r = c.snp_launch_start(); break;
+      case KVM_SEV_SNP_LAUNCH_UPDATE: r = c.snp_launch_update(); break;
+      case KVM_SEV_SNP_LAUNCH_FINISH: r = c.snp_launch_finish(); break;
+      case KVM_SEV_SNP_ENABLE_REQ_CERTS: r = c.snp_enable_certs(); break;
       default:
         return -EINVAL;  // not copied back
     }

@@ -8,6 +8,7 @@
 #include "common.h"
 #include "generation.h"
 #include "host_facts.h"
+#include "kvm_backend.h"
 #include "kvm_emu.h"
 #include "kvm_vm.h"
 #include "real_libc.h"
@@ -29,6 +30,7 @@ const KvmSevFacts& kvm_sev_facts() {
     f.es = f.sev && gen && gen->es && (r[0] & (1u << 3)) && f.min_sev_asid > 1;
     // DebugSwap is CPUID 0x8000001F EAX[14] (NO_NESTED_DATA_BP is present on all of these).
     if (f.es && (r[0] & (1u << 14))) f.vmsa_features |= 1u << 5;  // SVM_SEV_FEAT_DEBUG_SWAP
+    f.snp = f.es && gen && gen->snp && (r[0] & (1u << 4)) && host_snp_enabled() && soft_kvm_answers();
     return f;
   }();
   return facts;
@@ -36,17 +38,18 @@ const KvmSevFacts& kvm_sev_facts() {
 
 // sev_dev_get_attr, through kvm_x86_dev_get_attr (the value stored at `addr`) or
 // kvm_x86_dev_has_attr (nothing stored).
-long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr) {
+long sev_dev_attr(unsigned long req, uint64_t attr, uint64_t addr, bool snp_vms) {
   uint64_t val;
   switch (attr) {
     case uapi::KVM_X86_SEV_VMSA_FEATURES:
       val = kvm_sev_facts().vmsa_features;
       break;
-    // snp_supported_policy_bits and sev_snp_enabled: set only where SNP VMs can be created,
-    // and the emulated host offers none (no KVM_X86_SNP_VM in KVM_CAP_VM_TYPES).
+    // snp_supported_policy_bits and sev_snp_enabled: set only where SNP VMs can be created.
     case uapi::KVM_X86_SNP_POLICY_BITS:
+      val = snp_vms ? kSnpSupportedPolicyBits : 0;
+      break;
     case uapi::KVM_X86_SEV_SNP_REQ_CERTS:
-      val = 0;
+      val = snp_vms ? 1 : 0;
       break;
     default:
       return -ENXIO;
@@ -71,8 +74,9 @@ long check_vm_types(int fd, unsigned long req, unsigned long arg) {
   long r = forward_ioctl(fd, req, arg);
   if (r < 0) return r;
   const KvmSevFacts& f = kvm_sev_facts();
-  // A real SNP host's KVM offers SNP VMs; the emulated host does not (its firmware does not launch
-  // SNP guests yet), so never let that type through to a real KVM that would bypass it.
+  // A real SNP host's KVM offers SNP VMs; on this path the emulated host does not (the real KVM
+  // behind it cannot run them: SNP VMs are the software KVM's), so never let that type through
+  // to a real KVM that would bypass the emulated firmware.
   r &= ~(1L << uapi::KVM_X86_SNP_VM);
   r |= 1L << uapi::KVM_X86_DEFAULT_VM;
   if (f.sev) r |= 1L << uapi::KVM_X86_SEV_VM;
@@ -101,7 +105,7 @@ long host_dev_attr(int fd, unsigned long req, unsigned long arg) {
   kvm_device_attr attr;
   if (copy_from_user(&attr, arg, sizeof attr)) return -EFAULT;
   if (attr.group != uapi::KVM_X86_GRP_SEV) return forward_ioctl(fd, req, arg);
-  return sev_dev_attr(req, attr.attr, attr.addr);
+  return sev_dev_attr(req, attr.attr, attr.addr, false);
 }
 
 }  // namespace
@@ -131,16 +135,27 @@ const char* const kSevCommands[] = {
 };
 constexpr uint32_t kNumSevCommands = sizeof kSevCommands / sizeof kSevCommands[0];
 static_assert(kNumSevCommands == uapi::KVM_SEV_INIT2 + 1, "KVM_SEV_* names");
+// From KVM_SEV_SNP_LAUNCH_START (100) on.
+const char* const kSnpCommands[] = {"SNP_LAUNCH_START", "SNP_LAUNCH_UPDATE", "SNP_LAUNCH_FINISH", "SNP_ENABLE_REQ_CERTS"};
+constexpr uint32_t kNumSnpCommands = sizeof kSnpCommands / sizeof kSnpCommands[0];
+static_assert(uapi::KVM_SEV_SNP_LAUNCH_START + kNumSnpCommands == uapi::KVM_SEV_NR_MAX, "KVM_SEV_SNP_* names");
 }  // namespace
 
 const char* kvm_sev_command_name(uint32_t id) {
-  return id < kNumSevCommands ? kSevCommands[id] : nullptr;
+  if (id < kNumSevCommands) return kSevCommands[id];
+  if (id >= uapi::KVM_SEV_SNP_LAUNCH_START && id < uapi::KVM_SEV_NR_MAX) return kSnpCommands[id - uapi::KVM_SEV_SNP_LAUNCH_START];
+  return nullptr;
 }
 
 bool kvm_sev_command_from_name(const char* name, uint32_t& id) {
   for (uint32_t i = 0; i < kNumSevCommands; i++)
     if (strcmp(name, kSevCommands[i]) == 0) {
       id = i;
+      return true;
+    }
+  for (uint32_t i = 0; i < kNumSnpCommands; i++)
+    if (strcmp(name, kSnpCommands[i]) == 0) {
+      id = uapi::KVM_SEV_SNP_LAUNCH_START + i;
       return true;
     }
   return false;

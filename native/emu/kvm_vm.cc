@@ -13,6 +13,7 @@
 #include "firmware_state.h"
 #include "guest_registry.h"
 #include "kvm_vm.h"
+#include "snp_launch.h"
 #include "real_libc.h"
 #include "uapi/kvm_flex.h"
 #include "uapi/kvm_memory.h"
@@ -27,10 +28,14 @@ VcpuState::~VcpuState() {
 
 VmState::VmState(uint32_t type, bool encrypts)
     : vm_type(type),
-      need_init(type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM),
+      need_init(type == uapi::KVM_X86_SEV_VM || type == uapi::KVM_X86_SEV_ES_VM || type == uapi::KVM_X86_SNP_VM),
       encrypts_memory(encrypts) {}
 
-bool VmState::has_protected_state() const { return vm_type == uapi::KVM_X86_SEV_ES_VM; }
+bool VmState::has_protected_state() const {
+  return vm_type == uapi::KVM_X86_SEV_ES_VM || vm_type == uapi::KVM_X86_SNP_VM;
+}
+
+bool VmState::snp_active() const { return es_active && (vmsa_features & kVmsaFeatureSnpActive); }
 
 std::shared_ptr<const MemoryKey> VmState::memory_key() const {
   std::lock_guard<std::mutex> l(key_lock_);
@@ -64,11 +69,23 @@ void release_guest(fw::Guest& g) {
   }
 }
 
+void release_snp_guest(fw::SnpGuest& g) {
+  try {
+    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
+    NvSession nv;
+    fw::snp_decommission(nv, g);
+    nv.commit();
+  } catch (const std::exception& e) {
+    log_line("internal error decommissioning SNP guest %u: %s", g.id, e.what());
+  }
+}
+
 // sev_vm_destroy, when the last fd of the VM (VM or vCPU) is closed: registered regions
 // are unpinned (nothing to do here), the guest is decommissioned, the ASID freed.
 VmState::~VmState() {
   if (!active) return;
   if (guest) release_guest(*guest);
+  if (snp) release_snp_guest(*snp);
   if (asid) release_asid(asid);
 }
 

@@ -14,8 +14,21 @@
 #include "fd_table.h"
 #include "guest_context.h"
 #include "memory_crypt.h"
+#include "rmp.h"
 
 namespace sevemu {
+
+namespace fw {
+struct SnpGuest;
+}
+
+// An SNP VM's private memory as SNP_LAUNCH_UPDATE reaches it (kvm_gmem_populate): the
+// software KVM's memory (only it has SNP VMs). See softkvm::SoftMemory.
+struct GmemAccess {
+  virtual ~GmemAccess() = default;
+  virtual uint64_t gmem_pages_from(uint64_t gfn) = 0;
+  virtual long with_gmem_page(uint64_t gfn, const std::function<long(uint8_t* page, RmpEntry& rmp)>& fn) = 0;
+};
 
 struct VcpuState {
   // A vCPU ioctl issued by the emulated kernel itself (LAUNCH_UPDATE_VMSA reads the registers
@@ -38,6 +51,7 @@ struct VmState {
   const uint32_t vm_type;
   bool need_init;  // SEV VM types until KVM_SEV_INIT2
   bool active = false, es_active = false;
+  bool snp_active() const;  // sev_snp_guest: INIT2 made it an SNP guest (vmsa_features has SNP_ACTIVE)
   uint64_t vmsa_features = 0;
   uint16_t ghcb_version = 0;
   uint32_t asid = 0;
@@ -45,6 +59,9 @@ struct VmState {
   // guest commands go to fd 0 (EBADF unless fd 0 happens to be /dev/sev).
   int sev_fd = 0;
   std::shared_ptr<fw::Guest> guest;  // sev->handle
+  std::shared_ptr<fw::SnpGuest> snp;  // sev->snp_context
+  bool snp_certs_enabled = false;     // KVM_SEV_SNP_ENABLE_REQ_CERTS
+  GmemAccess* gmem = nullptr;         // set by the software VM that owns this state
   uint64_t pages_locked = 0;
   struct Region {
     uint64_t addr, size, npages;
@@ -74,6 +91,9 @@ struct VmState {
 // sev_asid_free / sev_unbind_asid (DEACTIVATE + DECOMMISSION), each under the PSP lock.
 void release_asid(uint32_t asid);
 void release_guest(fw::Guest& g);
+void release_snp_guest(fw::SnpGuest& g);  // SNP_DECOMMISSION
+// SVM_SEV_FEAT_SNP_ACTIVE: set in an SNP VM's VMSA features by KVM_SEV_INIT2.
+constexpr uint64_t kVmsaFeatureSnpActive = 1;
 
 // KVM_MEMORY_ENCRYPT_OP (sev_mem_enc_ioctl). `arg` is the user pointer.
 long sev_mem_enc_ioctl(VmState& vm, unsigned long arg);

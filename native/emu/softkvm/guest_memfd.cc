@@ -41,6 +41,8 @@ long GmemFile::fallocate(int fd, int mode, int64_t offset, int64_t len) {
     if (uint64_t(offset) < end && syscall(SYS_fallocate, fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
                                           int64_t(end - uint64_t(offset))) < 0)
       return -errno;
+    // kvm_arch_gmem_invalidate: freed pages go back to the hypervisor (rmp_make_shared).
+    for (uint64_t p = uint64_t(offset) / kPage; p < end / kPage; p++) inode_->rmp[p] = RmpEntry{};
     return 0;
   }
   if (uint64_t(offset) + uint64_t(len) > inode_->size) return -EINVAL;  // guest_memfd is immutable

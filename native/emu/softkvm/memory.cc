@@ -143,6 +143,21 @@ void SoftMemory::invalidate(const std::function<void()>& fn) {
   exclusive(fn);
 }
 
+uint64_t SoftMemory::gmem_pages_from(uint64_t gfn) {
+  std::lock_guard<std::mutex> change(change_mu_);
+  const Memslot* s = find(gfn * kPage);
+  if (!s || !s->gmem || !s->gmem_bound.load()) return 0;
+  return (s->gpa + s->size) / kPage - gfn;
+}
+
+long SoftMemory::with_gmem_page(uint64_t gfn, const std::function<long(uint8_t*, RmpEntry&)>& fn) {
+  std::lock_guard<std::mutex> change(change_mu_);
+  const Memslot* s = find(gfn * kPage);
+  if (!s || !s->gmem || !s->gmem_bound.load() || !is_private(gfn)) return -EINVAL;
+  uint8_t* page = s->gmem_ptr(gfn * kPage);
+  return fn(page, s->gmem->rmp[uint64_t(page - s->gmem->base) / kPage]);
+}
+
 bool SoftMemory::is_private(uint64_t gfn) const {
   auto it = private_gfns_.upper_bound(gfn);
   if (it == private_gfns_.begin()) return false;

@@ -23,6 +23,8 @@
 #include <linux/kvm.h>
 
 #include "memory_crypt.h"
+#include "kvm_vm.h"
+#include "rmp.h"
 
 namespace sevemu::softkvm {
 
@@ -35,11 +37,13 @@ constexpr uint64_t kMaxGpa = kPrivateAlias;     // memslots must lie below the a
 // here for the engine. It lives as long as the fd or a memslot that was bound to it (the engine
 // may still map it); whether a slot may still use it is Memslot::gmem_bound.
 struct GmemInode {
-  GmemInode(uint8_t* base, uint64_t size, uint64_t flags) : base(base), size(size), flags(flags) {}
+  GmemInode(uint8_t* base, uint64_t size, uint64_t flags) : base(base), size(size), flags(flags), rmp(size / 4096) {}
   ~GmemInode();
   uint8_t* const base;
   const uint64_t size;
   const uint64_t flags;  // GUEST_MEMFD_FLAG_*
+  // The RMP entries of its pages (SNP guests); a punched hole gives pages back to the host.
+  std::vector<RmpEntry> rmp;
 };
 
 struct Memslot {
@@ -81,7 +85,7 @@ struct kvm_userspace_memory_region2_fields {
   uint32_t guest_memfd;
 };
 
-class SoftMemory {
+class SoftMemory : public GmemAccess {
  public:
   // What a memslot change needs from the VM (kvm_set_memory_region's VM facts).
   struct RegionRules {
@@ -102,6 +106,13 @@ class SoftMemory {
   // Sets [start, end) (gfns) private or shared; running vCPUs leave the engine first (KVM zaps
   // the range's mappings). Returns 0.
   long set_private(uint64_t start, uint64_t end, bool priv);
+  // kvm_gmem_populate for SNP_LAUNCH_UPDATE. gmem_pages_from: how many pages from `gfn` to the
+  // end of its slot when that is a slot with a bound guest_memfd, else 0 (the caller's EINVAL).
+  uint64_t gmem_pages_from(uint64_t gfn) override;
+  // Runs `fn` on the guest_memfd page of `gfn` and its RMP entry under the change lock: -EINVAL
+  // when the gfn is not private or its slot has no bound guest_memfd, else what `fn` returns.
+  long with_gmem_page(uint64_t gfn, const std::function<long(uint8_t* page, RmpEntry& rmp)>& fn) override;
+
   // A guest_memfd bound to some slots was closed: stops the engines (their mappings of it go)
   // after `fn` ran under the change lock.
   void invalidate(const std::function<void()>& fn);

@@ -207,6 +207,7 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
       long mask = 1L << uapi::KVM_X86_DEFAULT_VM | 1L << uapi::KVM_X86_SW_PROTECTED_VM;
       if (f.sev) mask |= 1L << uapi::KVM_X86_SEV_VM;
       if (f.es) mask |= 1L << uapi::KVM_X86_SEV_ES_VM;
+      if (f.snp) mask |= 1L << uapi::KVM_X86_SNP_VM;
       return mask;
     }
   }
@@ -312,11 +313,13 @@ long create_vm(unsigned long type, int flags) {
   const KvmSevFacts& f = kvm_sev_facts();
   const bool ok = type == uapi::KVM_X86_DEFAULT_VM || type == uapi::KVM_X86_SW_PROTECTED_VM ||
                   (type == uapi::KVM_X86_SEV_VM && f.sev) ||
-                  (type == uapi::KVM_X86_SEV_ES_VM && f.es);
+                  (type == uapi::KVM_X86_SEV_ES_VM && f.es) || (type == uapi::KVM_X86_SNP_VM && f.snp);
   if (!ok) return -EINVAL;  // kvm_is_vm_type_supported
   int fd = object_fd("sevemu-kvm-vm", O_CLOEXEC | flags);
   if (fd < 0) return fd;
-  fd_table::insert(fd, std::make_shared<SoftVmFile>(std::make_shared<SoftVm>(uint32_t(type))));
+  auto vm = std::make_shared<SoftVm>(uint32_t(type));
+  vm->sev->gmem = &vm->memory;
+  fd_table::insert(fd, std::make_shared<SoftVmFile>(vm));
   if (trace_enabled()) log_line("software KVM: VM type %lu created (fd %d)", type, fd);
   return fd;
 }
@@ -349,7 +352,7 @@ class SoftKvmFile : public FdObject {
         kvm_device_attr attr;
         if (copy_from_user(&attr, arg, sizeof attr)) return -EFAULT;
         if (attr.group != uapi::KVM_X86_GRP_SEV) return -ENXIO;
-        return sev_dev_attr(req, attr.attr, attr.addr);
+        return sev_dev_attr(req, attr.attr, attr.addr, kvm_sev_facts().snp);
       }
     }
     if (trace_enabled()) log_line("software KVM: /dev/kvm ioctl 0x%lx not implemented: EINVAL", req);
@@ -366,9 +369,12 @@ SoftVm::SoftVm(uint32_t t) : type(t), sev(std::make_shared<VmState>(t, true)) {
   memory.set_kicker([this] { kick_all(); });
 }
 
-bool SoftVm::has_private_mem() const { return type == uapi::KVM_X86_SW_PROTECTED_VM; }
+bool SoftVm::has_private_mem() const {
+  return type == uapi::KVM_X86_SW_PROTECTED_VM || type == uapi::KVM_X86_SNP_VM;
+}
 
 SoftVm::~SoftVm() {
+  sev->gmem = nullptr;  // the SEV state may outlive this VM's memory
   std::lock_guard<std::mutex> l(vcpus_mu_);
   vcpus_.clear();  // before the memory they map
 }

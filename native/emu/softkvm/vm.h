@@ -30,8 +30,8 @@ class SoftVm : public std::enable_shared_from_this<SoftVm> {
   ~SoftVm();
 
   const uint32_t type;
-  // kvm->arch.has_private_mem: KVM_X86_SW_PROTECTED_VM (SNP VMs are not offered). Its gfns are
-  // private or shared by their memory attributes, and private ones come from guest_memfd.
+  // kvm->arch.has_private_mem: KVM_X86_SW_PROTECTED_VM and KVM_X86_SNP_VM. Its gfns are private
+  // or shared by their memory attributes, and private ones come from guest_memfd.
   bool has_private_mem() const;
   std::shared_ptr<VmState> sev;  // the SEV state the KVM_MEMORY_ENCRYPT_* ops keep
   SoftMemory memory;
