@@ -1,4 +1,4 @@
-// `npm run demo`: the whole SEV story, on the SEV firmware emulator with the software KVM (or the
+// `npm run demo`: the whole SEV story (`npm run demo -- --snp`: SEV-SNP's, scripts/demo-snp.ts), on the SEV firmware emulator with the software KVM (or the
 // host's /dev/kvm where there is one), for an SEV and an SEV-ES guest:
 //   owner: verify the platform's certificate chain, build a launch session (GODH, TEK/TIK)
 //   host:  create the VM, stream the guest image into it (progress bar), measure
@@ -8,6 +8,7 @@
 //          for SEV-ES), while the host's view of that memory is ciphertext.
 // The owner and the host share nothing but what crosses the wire in a real deployment: the
 // exported chain, the session blob and GODH certificate, the measurement, the secret packet.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -222,7 +223,20 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
+// --snp: the SEV-SNP story (scripts/demo-snp.ts) needs a host with SNP enabled, the software KVM
+// (the only one with SNP VMs here) and the emulated KDS: a fresh emulator of its own.
+function snpDemo(): void {
+  const env = { ...process.env };
+  delete env.LD_PRELOAD;
+  delete env.SEV_EMU_STATE;
+  const root = path.resolve(__dirname, '..', '..');
+  const r = spawnSync(process.execPath, [path.join(root, 'bin', 'sev-emu.js'), 'run', '--temp-state', '--host-snp', '--kvm', 'soft', '--kds', '--',
+    process.execPath, path.join(__dirname, 'demo-snp.js'), ...(json ? ['--json'] : [])], { stdio: 'inherit', env });
+  process.exitCode = r.status ?? 1;
+}
+
+if (process.argv.includes('--snp')) snpDemo();
+else main().catch((e) => {
   if (json) console.log(JSON.stringify({ ok: false, error: (e as Error).message }));
   else console.error(`demo failed: ${(e as Error).message}`);
   process.exitCode = 1;

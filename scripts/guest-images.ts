@@ -1,4 +1,4 @@
-// The SEV-ES guests of the demo and the tests (guests/*.S, assembled by scripts/build-guests.sh
+// The SEV-ES and SEV-SNP guests of the demo and the tests (guests/*.S, assembled by scripts/build-guests.sh
 // into build/guests/ at install time), with the vCPU state the VMM starts them in and the VMSA
 // the guest owner predicts from it.
 import { createHash } from 'node:crypto';
@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { buildVmsa, type Vmsa } from '../lib/owner';
+import { guidToBytes, KNOWN_GUIDS } from '../lib/owner/guid';
+import { SEV_METADATA_SECTION } from '../lib/owner/ovmf';
 import { GuestMemory, type Kvm, type RegsUpdate, type Sregs, type Vcpu, type Vm } from '../lib/kvm';
 import { SevLaunch } from '../lib/launch';
 import type { SevPlatform } from '../lib/platform';
@@ -133,4 +135,72 @@ export function esGuestVmsa(): Vmsa {
     v.setSegment(s, { selector: 0x10, base: 0n, limit: 0xffffffff, attrib: attrib(DATA32) });
   }
   return v;
+}
+
+/**
+ * The SEV-SNP demo guest (guests/snp): guest-physical layout, as guests/snp/layout.h has it, and
+ * its exchange page's offsets.
+ */
+export const SNP_GUEST = Object.freeze({
+  imageBase: 0xffff0000,
+  imageSize: 0x10000,
+  pageTables: { gpa: 0x20000, size: 0x5000 },
+  stack: { gpa: 0x29000, size: 0x7000 },
+  secrets: 0x30000,
+  cpuid: 0x31000,
+  exchange: 0x28000,
+  x: { nonce: 0x000, pub: 0x040, report: 0x100, peer: 0x600, iv: 0x620, tag: 0x630, ctLen: 0x640, ct: 0x650, ctMax: 0x400 },
+  portEvent: 0x10,
+  portText: 0x11,
+  eventReportReady: 1,
+});
+
+const METADATA_OFFSET = 0xf000; // where the image keeps its SEV metadata
+const FOOTER_END = 0x10000 - 0x20; // OVMF's footer table ends 32 bytes before the image's end
+
+function footerEntry(guid: string, data: Buffer): Buffer {
+  const size = Buffer.alloc(2);
+  size.writeUInt16LE(data.length + 18);
+  return Buffer.concat([data, size, guidToBytes(guid)]);
+}
+
+const u32 = (v: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(v >>> 0);
+  return b;
+};
+
+/**
+ * The demo guest as a firmware image, shaped like OVMF so that QEMU-style VMMs launch it and
+ * `sev snp measure --ovmf` measures it: the code (runs from the reset vector), its SEV metadata
+ * (SEC memory for the page tables and stack, the secrets and CPUID pages), an OVMF footer table
+ * (SEV metadata offset, SEV-ES AP reset block) and the reset vector's jump to the code.
+ */
+export function snpDemoFirmware(): Buffer {
+  const { bytes, symbols } = loadGuest('snp_demo');
+  if (bytes.length > METADATA_OFFSET) throw new Error(`the SNP demo guest's code (${bytes.length} bytes) overlaps its metadata`);
+  const image = Buffer.alloc(SNP_GUEST.imageSize);
+  bytes.copy(image, 0);
+  const sections: Array<[number, number, number]> = [
+    [SNP_GUEST.pageTables.gpa, SNP_GUEST.pageTables.size, SEV_METADATA_SECTION.snpSecMemory],
+    [SNP_GUEST.stack.gpa, SNP_GUEST.stack.size, SEV_METADATA_SECTION.snpSecMemory],
+    [SNP_GUEST.secrets, 0x1000, SEV_METADATA_SECTION.snpSecrets],
+    [SNP_GUEST.cpuid, 0x1000, SEV_METADATA_SECTION.cpuid],
+  ];
+  const metadata = Buffer.concat([Buffer.from('ASEV', 'latin1'), u32(16 + 12 * sections.length), u32(1), u32(sections.length),
+    ...sections.map(([gpa, size, type]) => Buffer.concat([u32(gpa), u32(size), u32(type)]))]);
+  metadata.copy(image, METADATA_OFFSET);
+  const body = Buffer.concat([
+    footerEntry(KNOWN_GUIDS.ovmfSevMetadata, u32(SNP_GUEST.imageSize - METADATA_OFFSET)),
+    footerEntry(KNOWN_GUIDS.sevEsResetBlock, u32(symbols.ap_entry16)),
+  ]);
+  const footer = footerEntry(KNOWN_GUIDS.ovmfTableFooter, Buffer.alloc(0));
+  footer.writeUInt16LE(body.length + footer.length, 0); // the footer's size covers the whole table
+  const table = Buffer.concat([body, footer]);
+  table.copy(image, FOOTER_END - table.length);
+  // At 0xfffffff0: JMP rel16 to the image's first byte (CS base 0xffff0000).
+  const jmpAt = SNP_GUEST.imageSize - 0x10;
+  image[jmpAt] = 0xe9;
+  image.writeUInt16LE((0 - (jmpAt + 3)) & 0xffff, jmpAt + 1);
+  return image;
 }

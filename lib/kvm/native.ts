@@ -59,6 +59,7 @@ export interface NativeVm {
   readonly closed: boolean;
   readonly mappedSlots: number[];
   checkExtension(cap: number): NativeValue;
+  enableCap(cap: number, flags: number, args: bigint[]): NativeOutcome;
   setUserMemoryRegion(
     slot: number,
     flags: number,
@@ -187,6 +188,7 @@ export interface NativeRunOutcome extends NativeOutcome {
   flags?: bigint;
   gpa?: bigint;
   memorySize?: bigint;
+  npages?: bigint;
 }
 
 export interface NativeVcpu {
@@ -204,6 +206,8 @@ export interface NativeVcpu {
   run<A extends boolean>(async: A): Maybe<NativeRunOutcome, A>;
   setIoData(data: Uint8Array): void;
   setMmioData(data: Uint8Array): void;
+  setHypercallResult(ret: bigint): void;
+  setSnpReqCertsResult(ret: bigint, npages: bigint): void;
   kick(): void;
   close(): void;
 }

@@ -209,8 +209,20 @@ export interface OtherExit extends ExitBase {
   name: string;
 }
 
+/**
+ * KVM_EXIT_SNP_REQ_CERTS (Linux 7.2, after KVM_SEV_SNP_ENABLE_REQ_CERTS): an SNP guest's extended
+ * report request wants the certificate table in `npages` pages at `gpa`; complete it with
+ * Vcpu#completeSnpReqCerts before the next run.
+ */
+export interface SnpReqCertsExit extends ExitBase {
+  reason: 'SNP_REQ_CERTS';
+  gpa: bigint;
+  npages: bigint;
+}
+
 export type VcpuExit =
   | IoExit
+  | SnpReqCertsExit
   | MmioExit
   | SimpleExit
   | FailEntryExit

@@ -200,6 +200,30 @@ export class Vcpu {
     nv.setIoData(buf);
   }
 
+  /**
+   * Completes a HYPERCALL exit (e.g. KVM_HC_MAP_GPA_RANGE from an SNP guest's page-state change):
+   * 0 for success or a positive errno (EINVAL, EAGAIN), read by KVM on the next run.
+   */
+  completeHypercall(ret: number | bigint = 0): void {
+    const command = 'completeHypercall';
+    const nv = this.idle(command);
+    if (this.lastExit?.reason !== 'HYPERCALL') throw new SevArgumentError(command, `the last exit was ${this.lastExit?.reason ?? 'none'}, not a HYPERCALL`);
+    nv.setHypercallResult(u64(command, 'ret', ret));
+  }
+
+  /**
+   * Completes an SNP_REQ_CERTS exit: 0 once the certificate table is at the exit's gpa; ENOSPC
+   * (28) with the pages it needs; EAGAIN (11) or EIO (5) to fail the guest's request.
+   */
+  completeSnpReqCerts(ret: number, npages?: number | bigint): void {
+    const command = 'completeSnpReqCerts';
+    const nv = this.idle(command);
+    const e = this.lastExit;
+    if (e?.reason !== 'SNP_REQ_CERTS') throw new SevArgumentError(command, `the last exit was ${e?.reason ?? 'none'}, not SNP_REQ_CERTS`);
+    if (![0, 5, 11, 28].includes(ret)) throw new SevArgumentError(command, `ret must be 0, EIO (5), EAGAIN (11) or ENOSPC (28), got ${describe(ret)}`);
+    nv.setSnpReqCertsResult(BigInt(ret), npages === undefined ? e.npages : u64(command, 'npages', npages));
+  }
+
   /** Completes an MMIO read exit: the value (length bytes, little-endian) the guest's load gets. */
   completeMmioRead(data: Uint8Array | bigint | number): void {
     const command = 'completeMmioRead';
@@ -306,6 +330,8 @@ function decodeExit(o: NativeRunOutcome): VcpuExit {
       return { reason: name, exitReason, type: o.type ?? 0, data: (o.data as bigint[] | undefined) ?? [] };
     case 'HYPERCALL':
       return { reason: name, exitReason, nr: o.nr ?? 0n, args: o.args ?? [], longMode: o.longMode ?? 0 };
+    case 'SNP_REQ_CERTS':
+      return { reason: name, exitReason, gpa: o.gpa ?? 0n, npages: o.npages ?? 0n };
     case 'EXCEPTION':
       return { reason: name, exitReason, exception: o.exception ?? 0, errorCode: o.errorCode ?? 0 };
     case 'UNKNOWN':

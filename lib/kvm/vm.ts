@@ -287,6 +287,21 @@ export class Vm {
     return checkKvm('KVM_CHECK_EXTENSION', this.vm('KVM_CHECK_EXTENSION').checkExtension(cap)).value;
   }
 
+  /**
+   * KVM_ENABLE_CAP on the VM: turn on a capability with its flags and up to four arguments, e.g.
+   * `vm.enableCap(KVM_CAP.EXIT_HYPERCALL, { args: [1n << 12n] })` so that KVM_HC_MAP_GPA_RANGE (an
+   * SNP guest's page-state changes) exits to user space.
+   */
+  enableCap(cap: number, options: { flags?: number; args?: ReadonlyArray<number | bigint> } = {}): void {
+    const command = 'KVM_ENABLE_CAP';
+    integer(command, 'cap', cap, 0, 0xffffffff);
+    const flags = integer(command, 'flags', options.flags ?? 0, 0, 0xffffffff);
+    const given = options.args ?? [];
+    if (!Array.isArray(given) || given.length > 4) throw new SevArgumentError(command, 'args must be at most 4 integers');
+    const args = [0, 1, 2, 3].map((i) => u64(command, `args[${i}]`, given[i] ?? 0));
+    checkKvm(command, this.vm(command).enableCap(cap, flags, args));
+  }
+
   // ---- memory ---------------------------------------------------------------------------------
 
   /**

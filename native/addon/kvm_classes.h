@@ -138,6 +138,7 @@ class Vm : public Napi::ObjectWrap<Vm> {
   struct SevOp;
 
   Napi::Value CheckExtension(const Napi::CallbackInfo& info);
+  Napi::Value EnableCap(const Napi::CallbackInfo& info);
   Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo& info);
   Napi::Value SetUserMemoryRegion2(const Napi::CallbackInfo& info);
   Napi::Value SetMemoryAttributes(const Napi::CallbackInfo& info);
@@ -203,6 +204,8 @@ class Vcpu : public Napi::ObjectWrap<Vcpu> {
   Napi::Value Run(const Napi::CallbackInfo& info);
   Napi::Value SetIoData(const Napi::CallbackInfo& info);
   Napi::Value SetMmioData(const Napi::CallbackInfo& info);
+  Napi::Value SetHypercallResult(const Napi::CallbackInfo& info);
+  Napi::Value SetSnpReqCertsResult(const Napi::CallbackInfo& info);
   Napi::Value Kick(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value GetFd(const Napi::CallbackInfo& info);

@@ -223,6 +223,12 @@ void ExitToJs(Napi::Env env, const VcpuCore& core, Napi::Object& out) {
       out.Set("memorySize", Napi::BigInt::New(env, static_cast<uint64_t>(r->memory_fault.size)));
       break;
     }
+    case uapi::EXIT_SNP_REQ_CERTS: {
+      const auto* r = reinterpret_cast<const uapi::kvm_run_exits*>(core.run);
+      out.Set("gpa", Napi::BigInt::New(env, static_cast<uint64_t>(r->snp_req_certs.gpa)));
+      out.Set("npages", Napi::BigInt::New(env, static_cast<uint64_t>(r->snp_req_certs.npages)));
+      break;
+    }
     case KVM_EXIT_HYPERCALL:
       out.Set("nr", Napi::BigInt::New(env, static_cast<uint64_t>(run->hypercall.nr)));
       out.Set("args", BigIntArray(env, reinterpret_cast<const uint64_t*>(run->hypercall.args), 6));
@@ -248,6 +254,8 @@ Napi::Function Vcpu::Define(Napi::Env env, Classes* classes) {
                          InstanceMethod<&Vcpu::Run>("run", napi_default, classes),
                          InstanceMethod<&Vcpu::SetIoData>("setIoData", napi_default, classes),
                          InstanceMethod<&Vcpu::SetMmioData>("setMmioData", napi_default, classes),
+                         InstanceMethod<&Vcpu::SetHypercallResult>("setHypercallResult", napi_default, classes),
+                         InstanceMethod<&Vcpu::SetSnpReqCertsResult>("setSnpReqCertsResult", napi_default, classes),
                          InstanceMethod<&Vcpu::Kick>("kick", napi_default, classes),
                          InstanceMethod<&Vcpu::Close>("close", napi_default, classes),
                          InstanceAccessor<&Vcpu::GetFd>("fd", napi_default, classes),
@@ -475,6 +483,34 @@ Napi::Value Vcpu::SetIoData(const Napi::CallbackInfo& info) {
     throw Napi::RangeError::New(env, "setIoData: data must be size × count = " + std::to_string(n) + " bytes");
   }
   if (n) std::memcpy(static_cast<uint8_t*>(core_->run) + off, b.data, n);
+  return env.Undefined();
+}
+
+// setHypercallResult(ret): completes a KVM_EXIT_HYPERCALL — kvm_run.hypercall.ret, which KVM
+// reads on the next KVM_RUN (0, or a positive errno such as EINVAL).
+Napi::Value Vcpu::SetHypercallResult(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t ret = U64Arg(info[0], "setHypercallResult ret");
+  if (!core_) throw Napi::Error::New(env, "setHypercallResult: vcpu is closed");
+  if (running_) throw Napi::Error::New(env, "setHypercallResult: vcpu is running");
+  auto* run = static_cast<kvm_run*>(core_->run);
+  if (run->exit_reason != KVM_EXIT_HYPERCALL) throw Napi::Error::New(env, "setHypercallResult: the last exit was not a hypercall");
+  run->hypercall.ret = ret;
+  return env.Undefined();
+}
+
+// setSnpReqCertsResult(ret, npages): completes a KVM_EXIT_SNP_REQ_CERTS (7.2) — 0 when the
+// certificates are in place, ENOSPC with the pages needed, EAGAIN or EIO.
+Napi::Value Vcpu::SetSnpReqCertsResult(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t ret = U64Arg(info[0], "setSnpReqCertsResult ret");
+  uint64_t npages = U64Arg(info[1], "setSnpReqCertsResult npages");
+  if (!core_) throw Napi::Error::New(env, "setSnpReqCertsResult: vcpu is closed");
+  if (running_) throw Napi::Error::New(env, "setSnpReqCertsResult: vcpu is running");
+  auto* run = static_cast<uapi::kvm_run_exits*>(core_->run);
+  if (run->exit_reason != uapi::EXIT_SNP_REQ_CERTS) throw Napi::Error::New(env, "setSnpReqCertsResult: the last exit was not SNP_REQ_CERTS");
+  run->snp_req_certs.ret = ret;
+  run->snp_req_certs.npages = npages;
   return env.Undefined();
 }
 

@@ -47,6 +47,7 @@ Napi::Function Vm::Define(Napi::Env env, Classes* classes) {
       env, "Vm",
       {
           InstanceMethod<&Vm::CheckExtension>("checkExtension", napi_default, classes),
+          InstanceMethod<&Vm::EnableCap>("enableCap", napi_default, classes),
           InstanceMethod<&Vm::SetUserMemoryRegion>("setUserMemoryRegion", napi_default, classes),
           InstanceMethod<&Vm::SetUserMemoryRegion2>("setUserMemoryRegion2", napi_default, classes),
           InstanceMethod<&Vm::SetMemoryAttributes>("setMemoryAttributes", napi_default, classes),
@@ -105,6 +106,20 @@ Napi::Value Vm::CheckExtension(const Napi::CallbackInfo& info) {
   Napi::Object out = OutcomeObject(env, o, nullptr);
   out.Set("value", Napi::Number::New(env, r < 0 ? 0 : r));
   return out;
+}
+
+// enableCap(cap, flags, args: BigInt[4]): KVM_ENABLE_CAP on the VM (e.g. KVM_CAP_EXIT_HYPERCALL).
+Napi::Value Vm::EnableCap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  kvm_enable_cap c{};
+  c.cap = U32Arg(info[0], "enableCap cap");
+  c.flags = U32Arg(info[1], "enableCap flags");
+  if (!info[2].IsArray() || info[2].As<Napi::Array>().Length() != 4) throw Napi::TypeError::New(env, "enableCap: args must be 4 integers");
+  for (uint32_t i = 0; i < 4; i++) c.args[i] = U64Arg(info[2].As<Napi::Array>().Get(i), "enableCap args");
+  if (!fd_) return ErrnoOutcome(env, false, EBADF);
+  Outcome o;
+  if (::ioctl(fd_->fd(), KVM_ENABLE_CAP, &c) < 0) o.err = errno;
+  return OutcomeObject(env, o, nullptr);
 }
 
 // setUserMemoryRegion(slot, flags, guestPhysAddr, memory | null, memoryOffset, size):

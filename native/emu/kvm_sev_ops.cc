@@ -17,6 +17,7 @@
 #include "kvm_vm.h"
 #include "real_libc.h"
 #include "snp_launch.h"
+#include "snp_messages.h"
 #include "uapi/kvm_sev.h"
 #include "uapi/psp_sev.h"
 #include "user_mem.h"
@@ -706,6 +707,25 @@ long sev_mem_enc_ioctl(VmState& vm, unsigned long arg) {
     log_line("KVM_SEV_%s -> %ld (error=0x%x)", name ? name : "?", r, cmd.error);
   }
   return r;
+}
+
+long snp_guest_request(VmState& vm, const uint8_t* req, uint8_t* resp, uint32_t* fw_err) {
+  *fw_err = 0;
+  if (!vm.snp_active() || !vm.snp) return -EINVAL;
+  std::lock_guard<std::mutex> one(vm.guest_req_mutex);
+  auto obj = vm.sev_fd >= 0 ? fd_table::lookup(vm.sev_fd) : nullptr;
+  if (!obj || strcmp(obj->kind(), "sev") != 0) return -EBADF;
+  try {
+    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
+    NvSession nv;
+    int status = fw::snp_guest_request(nv, *vm.snp, req, resp);
+    nv.commit();
+    *fw_err = uint32_t(status);
+    return status ? -EIO : 0;
+  } catch (const std::exception& e) {
+    log_line("internal error in SNP_GUEST_REQUEST: %s", e.what());
+    return -EIO;
+  }
 }
 
 // sev_mem_enc_register_region / sev_mem_enc_unregister_region.

@@ -62,6 +62,7 @@ struct VmState {
   std::shared_ptr<fw::SnpGuest> snp;  // sev->snp_context
   bool snp_certs_enabled = false;     // KVM_SEV_SNP_ENABLE_REQ_CERTS
   GmemAccess* gmem = nullptr;         // set by the software VM that owns this state
+  std::mutex guest_req_mutex;         // sev->guest_req_mutex: one guest request at a time
   uint64_t pages_locked = 0;
   struct Region {
     uint64_t addr, size, npages;
@@ -94,6 +95,11 @@ void release_guest(fw::Guest& g);
 void release_snp_guest(fw::SnpGuest& g);  // SNP_DECOMMISSION
 // SVM_SEV_FEAT_SNP_ACTIVE: set in an SNP VM's VMSA features by KVM_SEV_INIT2.
 constexpr uint64_t kVmsaFeatureSnpActive = 1;
+
+// snp_handle_guest_req's firmware part: SNP_GUEST_REQUEST on the VM's guest context through the
+// /dev/sev fd its launch used (EBADF once that is closed). Returns 0, or -EIO with *fw_err set
+// for a firmware failure, or another -errno (*fw_err 0).
+long snp_guest_request(VmState& vm, const uint8_t* req, uint8_t* resp, uint32_t* fw_err);
 
 // KVM_MEMORY_ENCRYPT_OP (sev_mem_enc_ioctl). `arg` is the user pointer.
 long sev_mem_enc_ioctl(VmState& vm, unsigned long arg);

@@ -7,6 +7,7 @@
 #include "cpu_model.h"
 #include "firmware.h"
 #include "snp_ca.h"
+#include "snp_messages.h"
 #include "uapi/psp_sev.h"
 #include "uapi/sev_guest.h"
 #include "user_mem.h"
@@ -16,21 +17,12 @@ namespace {
 
 using namespace uapi;
 
-constexpr size_t kReportSize = 0x4A0;  // ATTESTATION_REPORT, every version so far
-constexpr size_t kSignedSize = 0x2A0;
 constexpr uint32_t kPageSize = 4096;
 
 // The guest as launched: what its launch fixed (SNP_LAUNCH_START/FINISH) and what the
-// firmware therefore reports. Set by `sev-emu run --guest-*`.
-struct GuestConfig {
-  uint8_t measurement[48] = {};
-  uint64_t policy = 0x30000;  // ABI 1.51 minimum: bit 17 set, SMT allowed
-  uint8_t host_data[32] = {};
-  uint8_t family_id[16] = {}, image_id[16] = {};
-  uint32_t guest_svn = 0;
-  uint32_t vmpl = 0;  // the VMPL the guest kernel runs at (VMPCK id), 0 without an SVSM
-  uint8_t id_key_digest[48] = {}, author_key_digest[48] = {};
-  bool author_key = false;
+// firmware therefore reports. Set by `sev-emu run --guest-*`; `vmpl` is the VMPL the guest
+// kernel runs at (its VMPCK), 0 without an SVSM.
+struct GuestConfig : fw::SnpGuestFacts {
   bool certs = true;  // the host supplies VCEK, ASK, ARK with extended reports
 };
 
@@ -87,136 +79,6 @@ const GuestConfig& guest() {
   return g;
 }
 
-void put_le64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = uint8_t(v >> (8 * i));
-}
-
-// The firmware's answer to one guest message: a status and the payload after it.
-struct FirmwareReply {
-  uint32_t status = SEV_RET_SUCCESS;
-  Bytes report;  // MSG_REPORT_RSP's report
-  Bytes key;     // MSG_KEY_RSP's derived key
-};
-
-// REPORT version the firmware writes: 2 before ABI 1.55, 3 (CPUID fields) from 1.55, 5
-// (mitigation vectors) from 1.57.
-uint32_t report_version(const PlatformConfig& c) {
-  if (c.api_major > 1 || c.api_minor >= 57) return 5;
-  return c.api_minor >= 55 ? 3 : 2;
-}
-
-// MSG_REPORT_REQ (SNP ABI "Attestation Report" table), signed with the VCEK of the reported TCB.
-FirmwareReply make_report(NvSession& nv, const snp_report_req& req) {
-  FirmwareReply out;
-  const GuestConfig& g = guest();
-  bool rsvd_zero = true;
-  for (uint8_t b : req.rsvd) rsvd_zero &= b == 0;
-  if (req.vmpl > 3 || req.vmpl < g.vmpl || !rsvd_zero) {
-    out.status = SEV_RET_INVALID_PARAM;
-    return out;
-  }
-  const PlatformConfig& c = nv.config();
-  const PlatformState& s = nv.state();
-  uint64_t current = c.gen->snp_tcb;
-  uint64_t reported = s.snp_reported_tcb ? s.snp_reported_tcb : current;
-  uint64_t committed = s.snp_committed_tcb ? s.snp_committed_tcb : current;
-  bool mask_chip_id = s.snp_config_flags & 1, mask_chip_key = s.snp_config_flags & 2;
-
-  Bytes r(kReportSize, 0);
-  uint8_t* p = r.data();
-  put_le32(p + 0x00, report_version(c));
-  put_le32(p + 0x04, g.guest_svn);
-  put_le64(p + 0x08, g.policy);
-  memcpy(p + 0x10, g.family_id, 16);
-  memcpy(p + 0x20, g.image_id, 16);
-  put_le32(p + 0x30, req.vmpl);
-  put_le32(p + 0x34, 1);  // SIGNATURE_ALGO: ECDSA P-384 with SHA-384
-  put_le64(p + 0x38, current);
-  put_le64(p + 0x40, 1);  // PLATFORM_INFO: SMT enabled
-  // Flags: bit 0 AUTHOR_KEY_EN, bit 1 MASK_CHIP_KEY, bits 4:2 SIGNING_KEY (0 VCEK, 7 none).
-  put_le32(p + 0x48, (g.author_key ? 1u : 0u) | (mask_chip_key ? 2u | 7u << 2 : 0u));
-  memcpy(p + 0x50, req.user_data, 64);
-  memcpy(p + 0x90, g.measurement, 48);
-  memcpy(p + 0xC0, g.host_data, 32);
-  memcpy(p + 0xE0, g.id_key_digest, 48);
-  memcpy(p + 0x110, g.author_key_digest, 48);
-  Bytes id_input(g.measurement, g.measurement + 48);
-  id_input.insert(id_input.end(), p + 0x08, p + 0x10);
-  Bytes report_id = snp_ca::chip_derive(nv, "REPORT_ID", id_input);
-  memcpy(p + 0x140, report_id.data(), 32);
-  memset(p + 0x160, 0xFF, 32);  // REPORT_ID_MA: no migration agent
-  put_le64(p + 0x180, reported);
-  if (report_version(c) >= 3) {
-    uint32_t cpuid[4];
-    cpu_model_cpuid(*c.gen, 1, 0, cpuid);
-    uint32_t base_family = cpuid[0] >> 8 & 0xf, base_model = cpuid[0] >> 4 & 0xf;
-    p[0x188] = uint8_t(base_family + (base_family == 0xf ? (cpuid[0] >> 20 & 0xff) : 0));
-    p[0x189] = uint8_t((cpuid[0] >> 16 & 0xf) << 4 | base_model);
-    p[0x18A] = uint8_t(cpuid[0] & 0xf);
-  }
-  if (!mask_chip_id) {
-    const Bytes& chip = nv.get("chip_id.bin");
-    memcpy(p + 0x1A0, chip.data(), 64);
-  }
-  put_le64(p + 0x1E0, committed);
-  p[0x1E8] = c.build, p[0x1E9] = c.api_minor, p[0x1EA] = c.api_major;
-  p[0x1EC] = c.build, p[0x1ED] = c.api_minor, p[0x1EE] = c.api_major;
-  put_le64(p + 0x1F0, current);  // LAUNCH_TCB
-  if (!mask_chip_key) {
-    crypto::Pkey vcek = snp_ca::vcek_key(nv, reported);
-    Bytes r_be, s_be;
-    crypto::ecdsa_sign(vcek.get(), EVP_sha384(), p, kSignedSize, r_be, s_be);
-    Bytes r_le = crypto::be_to_le(r_be, 72), s_le = crypto::be_to_le(s_be, 72);
-    memcpy(p + 0x2A0, r_le.data(), 72);
-    memcpy(p + 0x2E8, s_le.data(), 72);
-  }
-  out.report = std::move(r);
-  return out;
-}
-
-// MSG_KEY_REQ: a key derived from a root key (the VCEK's chip secret, or the guest's VMRK)
-// and the guest fields GUEST_FIELD_SELECT names. The firmware's KDF is its own; this one
-// (HMAC-SHA-384 over the chip secret) has the properties guests rely on: deterministic, and
-// different whenever a selected field, the VMPL or the root differs.
-FirmwareReply derive_key(NvSession& nv, const snp_derived_key_req& req) {
-  FirmwareReply out;
-  const GuestConfig& g = guest();
-  uint64_t current = nv.config().gen->snp_tcb;
-  uint32_t key_sel = req.root_key_select >> 1 & 3;
-  bool tcb_ok = true;  // each SPL of the requested TCB at most the current one
-  for (int i = 0; i < 8; i++) tcb_ok &= (req.tcb_version >> (8 * i) & 0xff) <= (current >> (8 * i) & 0xff);
-  if ((req.root_key_select & ~7u) || key_sel == 3 || req.rsvd || (req.guest_field_select >> 7) ||
-      req.vmpl > 3 || req.vmpl < g.vmpl || req.guest_svn > g.guest_svn || !tcb_ok) {
-    out.status = SEV_RET_INVALID_PARAM;
-    return out;
-  }
-  if (key_sel == 2) {  // VLEK: none is loaded on the emulated platform
-    out.status = SEV_RET_INVALID_KEY;
-    return out;
-  }
-  Bytes mix;
-  auto add = [&](const void* data, size_t len) {
-    const uint8_t* b = static_cast<const uint8_t*>(data);
-    mix.insert(mix.end(), b, b + len);
-  };
-  uint8_t head[16];
-  put_le32(head, req.root_key_select & 1);
-  put_le32(head + 4, req.vmpl);
-  put_le64(head + 8, req.guest_field_select);
-  add(head, sizeof head);
-  uint8_t num[8];
-  if (req.root_key_select & 1) add(g.measurement, 48);  // the VMRK is per guest
-  if (req.guest_field_select & 1) put_le64(num, g.policy), add(num, 8);
-  if (req.guest_field_select & 2) add(g.image_id, 16);
-  if (req.guest_field_select & 4) add(g.family_id, 16);
-  if (req.guest_field_select & 8) add(g.measurement, 48);
-  if (req.guest_field_select & 16) put_le32(num, req.guest_svn), add(num, 4);
-  if (req.guest_field_select & 32) put_le64(num, req.tcb_version), add(num, 8);
-  Bytes key = snp_ca::chip_derive(nv, "DERIVED_KEY", mix);
-  out.key.assign(key.begin(), key.begin() + 32);
-  return out;
-}
-
 // The certificate blob a host with VCEK, ASK and ARK configured returns with an extended
 // guest request (GHCB spec "SNP Extended Guest Request"): a table of {GUID, offset, length}
 // ending with a zero entry, then the DER certificates. GUIDs in RFC 4122 byte order.
@@ -271,9 +133,9 @@ int get_report(snp_guest_request_ioctl& io) {
   if (!io.req_data || !io.resp_data) return -EINVAL;
   snp_report_req req;
   if (copy_from_user(&req, io.req_data, sizeof req)) return -EFAULT;
-  FirmwareReply reply;
+  fw::GuestMessageReply reply;
   int r = with_platform([&](NvSession& nv) {
-    reply = make_report(nv, req);
+    reply = fw::make_report(nv, guest(), req);
     return 0;
   });
   io.exitinfo2 = 0;
@@ -289,9 +151,9 @@ int get_derived_key(snp_guest_request_ioctl& io) {
   if (!io.req_data || !io.resp_data) return -EINVAL;
   snp_derived_key_req req;
   if (copy_from_user(&req, io.req_data, sizeof req)) return -EFAULT;
-  FirmwareReply reply;
+  fw::GuestMessageReply reply;
   int r = with_platform([&](NvSession& nv) {
-    reply = derive_key(nv, req);
+    reply = fw::derive_key(nv, guest(), req);
     return 0;
   });
   io.exitinfo2 = 0;
@@ -309,10 +171,10 @@ int get_derived_key(snp_guest_request_ioctl& io) {
 int get_ext_report_into(snp_ext_report_req& req, Bytes& resp_data, Bytes& certs, uint64_t& exitinfo2) {
   bool want_certs = req.certs_len && req.certs_address;
   if (want_certs && (req.certs_len > SEV_FW_BLOB_MAX_SIZE || req.certs_len % kPageSize)) return -EINVAL;
-  FirmwareReply reply;
+  fw::GuestMessageReply reply;
   Bytes blob;
   int r = with_platform([&](NvSession& nv) {
-    reply = make_report(nv, req.data);
+    reply = fw::make_report(nv, guest(), req.data);
     if (guest().certs) blob = cert_blob(nv);
     return 0;
   });

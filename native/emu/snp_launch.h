@@ -49,6 +49,7 @@ struct SnpGuest {
   uint8_t api_major = 0, api_minor = 0, build = 0;  // the firmware at launch (report: LAUNCH_*)
   uint64_t launch_tcb = 0;
   uint8_t vmpck[4][32] = {};  // the VM platform communication keys, also in the secrets page
+  uint64_t msg_seqno[4] = {};  // per VMPCK: the last guest message sequence number used
   uint8_t report_id[32] = {};
   // SNP_LAUNCH_FINISH's inputs, reported in every attestation report.
   bool id_block_en = false, author_key_en = false, vcek_disabled = false;

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { fixturesDir, nodeScript, sev, skipBecause, underFreshEmulator } from '../helpers/env';
-import type { SnpVmmArgs, SnpVmmResult } from './snp-vmm';
+import type { SnpVmmArgs, SnpVmmResult } from '../../scripts/snp-vmm';
 
 const VMM = path.join(__dirname, 'snp-vmm.js');
 const RULES = path.join(__dirname, 'snp-rules.js');

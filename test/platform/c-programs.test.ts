@@ -50,6 +50,28 @@ describe('emulator: C conformance programs', function () {
     assert.ok((r.stdout.match(/^ok /gm) ?? []).length > 50, r.stdout);
   });
 
+  it('snp_launch_client: a C VMM launches an SNP guest through guest_memfd and proves its own digest with an ID block', function () {
+    if (!fs.existsSync('/usr/include/openssl/evp.h')) {
+      if (deviceRequired) throw new Error('OpenSSL headers (libssl-dev) are needed');
+      this.skip();
+    }
+    // The system's kernel headers plus the project's UAPI header (test/c/conformance/new_uapi.h)
+    // only: an independent client. SNP VMs are the software KVM's, on a host with SNP enabled.
+    const bin = compile(dir, 'snp_launch_client', ['-lcrypto']);
+    const r = underFreshEmulator(['--host-snp', '--kvm', 'soft'], [bin]);
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    assert.ok(!/^not ok/m.test(r.stdout), r.stdout);
+    for (const line of [
+      /^ok - A: NORMAL gfn 0xfe x4 over the private\/shared edge -> partial/m,
+      /^ok - A: the rewritten CPUID page is accepted/m,
+      /^ok - A: FINISH with an ID block of the pages' digest -> EIO, BAD_MEASUREMENT/m,
+      /^ok - B: FINISH with a signed ID block \(and author key\) of the digest computed here/m,
+      /^ok - C: the guest runs/m,
+      /^ok - SNP_PLATFORM_STATUS guest_count back to 0/m,
+    ]) assert.match(r.stdout, line);
+    assert.ok((r.stdout.match(/^ok /gm) ?? []).length >= 50, r.stdout);
+  });
+
   it('kvm_fuzz: random ioctls, memslots, registers and guest code end as the kernel ends them', function () {
     this.timeout(300_000); // ~25 s on an idle 2-core machine; the SEV rounds make firmware calls
     const bin = compile(dir, 'kvm_fuzz');

@@ -38,6 +38,18 @@ constexpr uint64_t kErrInvalidUsage = 2, kErrInvalidScratch = 3, kErrMissingInpu
 constexpr uint64_t kHvFeaturesSupported = 3;  // GHCB_HV_FT_SNP | GHCB_HV_FT_SNP_AP_CREATION
 constexpr uint64_t kGhcbVersionMin = 1;
 constexpr uint64_t kEvtInjGp = (1u << 31) | (3u << 8) | 13;  // SVM_EVTINJ_VALID | TYPE_EXEPT | #GP
+constexpr uint64_t kErrNotRegistered = 1;
+// The MSR protocol's SNP requests and responses (GHCB spec 56421; arch/x86/include/asm/sev-common.h).
+constexpr uint64_t kMsrPrefGpaReq = 0x010, kMsrPrefGpaResp = 0x011, kMsrPrefGpaNone = 0xfffffffffffffull;
+constexpr uint64_t kMsrRegGpaReq = 0x012, kMsrRegGpaResp = 0x013, kMsrPscReq = 0x014, kMsrPscResp = 0x015;
+constexpr uint64_t kMsrPscRespError = (1ull << 63) | kMsrPscResp;
+constexpr uint64_t kSnpPagePrivate = 1, kSnpPageShared = 2;
+// KVM_HC_MAP_GPA_RANGE, the hypercall exit a page-state change becomes (kvm_para.h).
+constexpr uint64_t kHcMapGpaRange = 12, kMapGpaRangeEncrypted = 1u << 4, kMapGpaRangeDecrypted = 0;
+// SNP_GUEST_ERR(vmm_error, fw_error) in SW_EXITINFO2: the VMM's error in the upper half.
+constexpr uint64_t kGuestVmmErrInvalidLen = 1, kGuestVmmErrBusy = 2, kGuestVmmErrGeneric = 1u << 31;
+constexpr size_t kMsgTypeOffset = 0x34;  // snp_guest_msg_hdr.msg_type
+constexpr uint8_t kMsgReportReq = 5;
 
 uint64_t get64(const uint8_t* g, size_t off) {
   uint64_t v;
@@ -94,8 +106,19 @@ SoftVcpu::Next SoftVcpu::ghcb_msr_protocol() {
     case 0x080:  // hypervisor features
       ghcb_msr_ = (kHvFeaturesSupported << 12) | 0x081;
       break;
-    case 0x010: case 0x012: case 0x014:  // SNP only
-    case 0x100:                          // termination request
+    case kMsrPrefGpaReq:
+      if (!snp_guest()) return terminate();
+      ghcb_msr_ = (kMsrPrefGpaNone << 12) | kMsrPrefGpaResp;
+      break;
+    case kMsrRegGpaReq:
+      if (!snp_guest()) return terminate();
+      ghcb_registered_gpa_ = (msr >> 12) << 12;
+      ghcb_msr_ = (msr & ~0xfffull) | kMsrRegGpaResp;
+      break;
+    case kMsrPscReq:
+      if (!snp_guest()) return terminate();
+      return snp_psc_msr(msr);
+    case 0x100:  // termination request
       return terminate();
     default:
       break;  // unknown: the MSR keeps its value
@@ -132,11 +155,13 @@ SoftVcpu::Next SoftVcpu::vmgexit(const X86Insn& in) {
     g.sync_regs();
     return Next::kContinue;
   };
+  // An SNP guest must have registered this GHCB's address (MSR protocol) first.
+  if (snp_guest() && (ghcb_msr_ & ~(kPage - 1)) != ghcb_registered_gpa_) return bad(kErrNotRegistered);
   uint32_t usage;
   memcpy(&usage, page + kUsage, 4);
   if (usage) return bad(kErrInvalidUsage);
-  if (g.exit_code == kPsc || g.exit_code == kGuestRequest || g.exit_code == kExtGuestRequest ||
-      g.exit_code == kApCreation)
+  if (!snp_guest() && (g.exit_code == kPsc || g.exit_code == kGuestRequest || g.exit_code == kExtGuestRequest ||
+                       g.exit_code == kApCreation))
     return bad(kErrInvalidEvent);  // SNP only
   if (!required_fields_valid(g)) return bad(kErrMissingInput);
   g.respond(kRespNoAction, 0);
@@ -211,6 +236,13 @@ SoftVcpu::Next SoftVcpu::vmgexit(const X86Insn& in) {
     case kHvFeatures:
       g.respond(kRespNoAction, kHvFeaturesSupported);
       break;
+    case kGuestRequest:
+    case kExtGuestRequest:
+      return ghcb_guest_request(g, g.exit_code == kExtGuestRequest);
+    case kApCreation:
+    case kPsc:
+      // Not modelled: AP creation and the GHCB page-state change (the MSR protocol's is).
+      return bad(kErrInvalidInput);
     case kTermRequest:
       g.sync_regs();
       run_->exit_reason = KVM_EXIT_SYSTEM_EVENT;
@@ -399,6 +431,141 @@ SoftVcpu::Next SoftVcpu::complete_ghcb(const Completion& c) {
   p.done += p.chunk;
   p.remaining -= p.chunk;
   if (p.remaining) return ghcb_string_chunk();
+  return Next::kContinue;
+}
+
+// snp_begin_psc_msr: one 4 KiB page made private or shared by the VMM, through a
+// KVM_HC_MAP_GPA_RANGE hypercall exit when the VMM enabled it (KVM_CAP_EXIT_HYPERCALL); without
+// it, or for an unknown operation, the guest gets the error response at once.
+SoftVcpu::Next SoftVcpu::snp_psc_msr(uint64_t msr) {
+  const uint64_t gpa = ((msr >> 12) & ((1ull << 40) - 1)) << 12;
+  const uint64_t op = (msr >> 52) & 0xf;
+  if ((op != kSnpPagePrivate && op != kSnpPageShared) || !(vm_->hypercall_exits & (1ull << kHcMapGpaRange))) {
+    ghcb_msr_ = kMsrPscRespError;
+    return Next::kContinue;
+  }
+  run_->exit_reason = KVM_EXIT_HYPERCALL;
+  run_->hypercall.nr = kHcMapGpaRange;
+  run_->hypercall.ret = 0;
+  run_->hypercall.args[0] = gpa;
+  run_->hypercall.args[1] = 1;
+  run_->hypercall.args[2] = op == kSnpPagePrivate ? kMapGpaRangeEncrypted : kMapGpaRangeDecrypted;
+  pending_ = {};
+  pending_.kind = Completion::kPscMsr;
+  return Next::kExit;
+}
+
+// SVM_VMGEXIT_GUEST_REQUEST / EXT_GUEST_REQUEST: the request and response pages (page-aligned,
+// different) in EXITINFO1/2. An extended report request also takes a certificate buffer (RAX
+// its page-aligned GPA, RBX its pages): with KVM_SEV_SNP_ENABLE_REQ_CERTS the VMM fills it
+// (KVM_EXIT_SNP_REQ_CERTS), else it gets an empty certificate table.
+SoftVcpu::Next SoftVcpu::ghcb_guest_request(GhcbCall& g, bool extended) {
+  if ((g.info1 & (kPage - 1)) || (g.info2 & (kPage - 1)) || g.info1 == g.info2) {
+    g.respond(kRespMalformedInput, kErrInvalidInput);
+    g.sync_regs();
+    return Next::kContinue;
+  }
+  uint8_t type = 0;
+  if (extended && !read_gpa(g.info1 + kMsgTypeOffset, &type, 1)) {
+    run_error_ = -EIO;
+    return Next::kError;
+  }
+  if (extended && type == kMsgReportReq) {
+    if (!valid(g.bitmap, kRax) || !valid(g.bitmap, kRbx) || (g.rax & (kPage - 1))) {
+      g.respond(kRespMalformedInput, kErrInvalidInput);
+      g.sync_regs();
+      return Next::kContinue;
+    }
+    if (vm_->sev->snp_certs_enabled) {
+      auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
+      r->exit_reason = uapi::EXIT_SNP_REQ_CERTS;
+      r->snp_req_certs.gpa = g.rax;
+      r->snp_req_certs.npages = g.rbx;
+      r->snp_req_certs.ret = 0;
+      snp_req_[0] = g.info1;
+      snp_req_[1] = g.info2;
+      ghcb_pending_ = {};
+      ghcb_pending_.gpa = ghcb_msr_;
+      const uint64_t regs[4] = {g.rax, g.rbx, g.rcx, g.rdx};
+      memcpy(ghcb_pending_.regs, regs, sizeof regs);
+      pending_ = {};
+      pending_.kind = Completion::kReqCerts;
+      return Next::kExit;
+    }
+    static const uint8_t kEmptyTable[24] = {};  // the table's terminating entry
+    if (g.rbx && !write_gpa(g.rax, kEmptyTable, sizeof kEmptyTable)) {
+      run_error_ = -EIO;
+      return Next::kError;
+    }
+  }
+  return snp_guest_request(g);
+}
+
+// snp_handle_guest_req: the firmware answers from a copy of the request page into a response
+// page KVM copies back; a firmware error goes to the guest in EXITINFO2, anything else fails
+// KVM_RUN.
+SoftVcpu::Next SoftVcpu::snp_guest_request(GhcbCall& g) {
+  std::vector<uint8_t> req(kPage), resp(kPage);
+  if (!read_gpa(g.info1, req.data(), kPage)) {
+    run_error_ = -EIO;
+    return Next::kError;
+  }
+  uint32_t fw_err = 0;
+  long r = sevemu::snp_guest_request(*vm_->sev, req.data(), resp.data(), &fw_err);
+  if (r && !fw_err) {
+    run_error_ = r;
+    return Next::kError;
+  }
+  if (!write_gpa(g.info2, resp.data(), kPage)) {
+    run_error_ = -EIO;
+    return Next::kError;
+  }
+  g.respond(kRespNoAction, fw_err);
+  g.sync_regs();
+  return Next::kContinue;
+}
+
+// What KVM_RUN completes after a page-state change or certificate exit.
+SoftVcpu::Next SoftVcpu::complete_snp(const Completion& c) {
+  if (c.kind == Completion::kPscMsr) {  // snp_complete_psc_msr
+    const uint64_t ret = run_->hypercall.ret;
+    if (ret != 0 && ret != uint64_t(EINVAL) && ret != uint64_t(EAGAIN)) {
+      run_error_ = -EINVAL;
+      return Next::kError;
+    }
+    ghcb_msr_ = ret ? kMsrPscRespError : kMsrPscResp;
+    return Next::kContinue;
+  }
+  // snp_complete_req_certs
+  uint8_t* page = host_ptr(ghcb_pending_.gpa & ~(kPage - 1), kPage);
+  if (!page) return Next::kContinue;
+  GhcbCall g{};
+  g.page = page;
+  g.rax = ghcb_pending_.regs[0];
+  g.rbx = ghcb_pending_.regs[1];
+  g.rcx = ghcb_pending_.regs[2];
+  g.rdx = ghcb_pending_.regs[3];
+  g.info1 = snp_req_[0];
+  g.info2 = snp_req_[1];
+  const auto* r = reinterpret_cast<const uapi::kvm_run_exits*>(run_);
+  switch (r->snp_req_certs.ret) {
+    case 0:
+      return snp_guest_request(g);
+    case ENOSPC:
+      g.rbx = r->snp_req_certs.npages;
+      g.respond(kRespNoAction, kGuestVmmErrInvalidLen << 32);
+      break;
+    case EAGAIN:
+      g.respond(kRespNoAction, kGuestVmmErrBusy << 32);
+      break;
+    case EIO:
+      g.respond(kRespNoAction, kGuestVmmErrGeneric << 32);
+      break;
+    default:
+      run_error_ = -EINVAL;
+      return Next::kError;
+  }
+  g.sync_regs();
   return Next::kContinue;
 }
 

@@ -21,6 +21,7 @@ namespace {
 
 constexpr uint32_t kRunPages = 3;    // struct kvm_run, the PIO data page, the coalesced MMIO ring
 constexpr uint64_t kSvmExitErr = ~0ull;
+constexpr uint32_t kVcPageNotValidated = 0x404;  // #VC error code: a private page not validated
 
 // Unicorn callbacks → the vCPU.
 bool fill_cb(uc_engine*, uint64_t va, uc_mem_type type, uc_tlb_entry* e, void* v) {
@@ -102,6 +103,18 @@ bool SoftVcpu::init(std::string* why) {
 
 bool SoftVcpu::sev_guest() const { return vm_->sev->active; }
 bool SoftVcpu::es_guest() const { return vm_->sev->active && vm_->sev->es_active; }
+bool SoftVcpu::snp_guest() const { return vm_->sev->snp_active(); }
+
+SoftVcpu::SnpAccess SoftVcpu::snp_access(const Memslot* s, uint64_t gpa, bool priv) {
+  const uint64_t page = gpa & ~(kPage - 1);
+  if (priv != vm_->memory.is_private(page / kPage)) return SnpAccess::kMemoryFault;
+  if (!priv) return SnpAccess::kShared;
+  if (!s || !s->gmem || !s->gmem_bound.load(std::memory_order_acquire)) return SnpAccess::kMemoryFault;
+  RmpEntry& r = s->gmem->rmp[uint64_t(s->gmem_ptr(page) - s->gmem->base) / kPage];
+  if (!r.assigned) r = RmpEntry{true, false, false, vm_->sev->asid, page};  // sev_gmem_prepare
+  if (!r.validated || r.gpa != page || r.asid != vm_->sev->asid) return SnpAccess::kNotValidated;
+  return SnpAccess::kPrivate;
+}
 
 uint64_t SoftVcpu::reg(int id) {
   uint64_t v = 0;
@@ -141,7 +154,7 @@ PagingState SoftVcpu::paging_state() {
 uint64_t* SoftVcpu::entry(uint64_t gpa) {
   Memslot* s = vm_->memory.find(gpa);
   if (!s || (gpa & 7)) return nullptr;
-  auto key = sev_guest() ? vm_->sev->memory_key() : nullptr;
+  auto key = sev_private_view() ? vm_->sev->memory_key() : nullptr;
   if (!key) {
     switch (route(s, gpa)) {
       case Route::kShared: return reinterpret_cast<uint64_t*>(s->host(gpa));
@@ -155,7 +168,7 @@ uint64_t* SoftVcpu::entry(uint64_t gpa) {
 }
 
 void SoftVcpu::changed(uint64_t gpa) {
-  if (sev_guest() && vm_->sev->memory_key()) dirty_private_.insert(gpa & ~(kPage - 1));
+  if (sev_private_view() && vm_->sev->memory_key()) dirty_private_.insert(gpa & ~(kPage - 1));
 }
 
 // Unicorn's TLB fill: the guest's page walk, then where the page is. Faults and MMIO return
@@ -180,6 +193,36 @@ bool SoftVcpu::fill_hook(uint64_t va, uc_mem_type type, uc_tlb_entry* e) {
   const uint64_t page = t.gpa & ~(kPage - 1);
   if (probe_.active && !probe_.by_va && page == probe_.page) return map_probe(e);
   Memslot* s = vm_->memory.find(page);
+  if (snp_guest()) {
+    // Instruction fetches are private, data accesses follow the C-bit (paging off: private).
+    const bool priv = t.private_access || a == Access::kFetch;
+    const SnpAccess k = snp_access(s, page, priv);
+    if (k == SnpAccess::kMemoryFault || k == SnpAccess::kNotValidated) {
+      if (outside) return map_probe(e);
+      fault_private_ = priv;
+      note_memory_stop(k == SnpAccess::kMemoryFault ? Stop::kMemoryFault : Stop::kNotValidated, page, 0, a);
+      return false;
+    }
+    if (!s || (a == Access::kWrite && s->readonly())) {
+      if (outside) return map_probe(e);
+      note_memory_stop(Stop::kMmio, page, 0, a);
+      return false;
+    }
+    int perms = UC_PROT_READ;
+    if (a == Access::kWrite) perms |= UC_PROT_WRITE;
+    if (t.executable && priv) perms |= UC_PROT_EXEC;
+    if (priv && !t.private_access) perms = UC_PROT_EXEC;  // fetch from a C=0 page only
+    e->paddr = priv ? kPrivateAlias + page : page;
+    e->perms = uc_prot(perms);
+    if (a == Access::kFetch) {
+      note_code_page(*s, page, true);
+      if (guard_code_page(va_page, alias_ptr(*s, page))) {
+        note_memory_stop(Stop::kRescan, page, 0, a);
+        return false;
+      }
+    }
+    return true;
+  }
   bool priv_attr = false;
   const Route where = sev_guest() ? Route::kShared : route(s, page, &priv_attr);
   if (where == Route::kFault) {
@@ -303,7 +346,7 @@ void SoftVcpu::note_code_page(Memslot& s, uint64_t page, bool priv) {
 // Code the engine translated must still be what the guest would execute now: the VMM may have
 // written guest memory between runs, which Unicorn cannot see. Any change drops every translation.
 bool SoftVcpu::code_pages_changed() {
-  auto key = sev_guest() ? vm_->sev->memory_key() : nullptr;
+  auto key = sev_private_view() ? vm_->sev->memory_key() : nullptr;
   for (const auto& c : code_pages_) {
     Memslot* s = vm_->memory.find(c.gpa);
     const uint8_t* now = nullptr;
@@ -342,7 +385,7 @@ void SoftVcpu::map_slot(Memslot& s) {
     mapped_.push_back({s.gpa, s.size});
   else
     log_line("software KVM: cannot map memslot %u at 0x%llx: %s", s.id, (unsigned long long)s.gpa, uc_.strerror(e));
-  if (sev_guest()) {
+  if (sev_private_view()) {
     if (uc_.mem_map_ptr(uc, kPrivateAlias + s.gpa, s.size, UC_PROT_ALL, s.private_plain()) == UC_ERR_OK)
       mapped_.push_back({kPrivateAlias + s.gpa, s.size});
   } else if (s.gmem) {
@@ -603,6 +646,10 @@ SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
     case Stop::kMmio:
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;
       return mmio_exit();
+    case Stop::kNotValidated:
+      // A private page the guest has not validated (PVALIDATE): #VC, "page not validated".
+      if (err != UC_ERR_EXCEPTION) return Next::kContinue;
+      return deliver(29, true, kVcPageNotValidated, false);
     case Stop::kMemoryFault: {
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;
       // kvm_prepare_memory_fault_exit: KVM_RUN fails with EFAULT, the guest stays at the access.
@@ -794,6 +841,7 @@ SoftVcpu::Next SoftVcpu::complete_userspace() {
   pending_ = {};
   if (c.kind == Completion::kNone) return Next::kContinue;
   if (c.kind == Completion::kGhcbIo || c.kind == Completion::kGhcbMmioRead) return complete_ghcb(c);
+  if (c.kind == Completion::kPscMsr || c.kind == Completion::kReqCerts) return complete_snp(c);
   if (linear_rip() != c.linear_rip) return Next::kContinue;
   const uint8_t* pio = reinterpret_cast<const uint8_t*>(run_) + kPage;
   switch (c.kind) {
@@ -842,7 +890,7 @@ bool SoftVcpu::read_linear(uint64_t la, void* out, size_t n, Access a, uint64_t*
                            int cpl) {
   PagingState ps = paging_state();
   if (cpl >= 0) ps.cpl = cpl;
-  auto key = sev_guest() ? vm_->sev->memory_key() : nullptr;
+  auto key = sev_private_view() ? vm_->sev->memory_key() : nullptr;
   uint8_t* dst = static_cast<uint8_t*>(out);
   while (n) {
     const size_t chunk = std::min<size_t>(n, kPage - (la & (kPage - 1)));
@@ -861,7 +909,8 @@ bool SoftVcpu::read_linear(uint64_t la, void* out, size_t n, Access a, uint64_t*
     }
     const bool priv = key && (t.private_access || a == Access::kFetch);
     const Route where = key ? Route::kShared : route(s, t.gpa);
-    if (where == Route::kFault) {
+    if (where == Route::kFault ||
+        (snp_guest() && snp_access(s, t.gpa, t.private_access || a == Access::kFetch) > SnpAccess::kPrivate)) {
       *pf_addr = la;
       *pf_error = ~0u;
       return false;
@@ -881,7 +930,7 @@ bool SoftVcpu::write_linear(uint64_t la, const void* in, size_t n, uint64_t* pf_
                             int cpl) {
   PagingState ps = paging_state();
   if (cpl >= 0) ps.cpl = cpl;
-  auto key = sev_guest() ? vm_->sev->memory_key() : nullptr;
+  auto key = sev_private_view() ? vm_->sev->memory_key() : nullptr;
   const uint8_t* src = static_cast<const uint8_t*>(in);
   while (n) {
     const size_t chunk = std::min<size_t>(n, kPage - (la & (kPage - 1)));
@@ -900,7 +949,7 @@ bool SoftVcpu::write_linear(uint64_t la, const void* in, size_t n, uint64_t* pf_
     }
     uint8_t* dst;
     const Route where = key ? Route::kShared : route(s, t.gpa);
-    if (where == Route::kFault) {
+    if (where == Route::kFault || (snp_guest() && snp_access(s, t.gpa, t.private_access) > SnpAccess::kPrivate)) {
       *pf_addr = la;
       *pf_error = ~0u;
       return false;
@@ -949,7 +998,7 @@ SoftVcpu::Route SoftVcpu::route(const Memslot* s, uint64_t gpa, bool* priv_out) 
 }
 
 uint8_t* SoftVcpu::alias_ptr(Memslot& s, uint64_t gpa) {
-  if (sev_guest()) return s.private_plain() + ((gpa & ~(kPage - 1)) - s.gpa);
+  if (sev_private_view()) return s.private_plain() + ((gpa & ~(kPage - 1)) - s.gpa);
   return s.gmem_ptr(gpa & ~(kPage - 1));
 }
 

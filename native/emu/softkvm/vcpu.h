@@ -61,12 +61,12 @@ class SoftVcpu : public PageTableMemory {
   void changed(uint64_t gpa) override;
 
  private:
-  enum class Stop { kNone, kKick, kRescan, kMmio, kMemoryFault, kPageFault, kNoTable, kException, kInvalid, kUnexpected };
+  enum class Stop { kNone, kKick, kRescan, kMmio, kMemoryFault, kNotValidated, kPageFault, kNoTable, kException, kInvalid, kUnexpected };
   enum class Next { kContinue, kExit, kError };  // after emulating an instruction or an event
 
   // What the next KVM_RUN completes before running (KVM's complete_userspace_io).
   struct Completion {
-    enum Kind { kNone, kPioOut, kPioIn, kStringIn, kStringOut, kMmioRead, kGhcbIo, kGhcbMmioRead } kind = kNone;
+    enum Kind { kNone, kPioOut, kPioIn, kStringIn, kStringOut, kMmioRead, kGhcbIo, kGhcbMmioRead, kPscMsr, kReqCerts } kind = kNone;
     uint64_t linear_rip = 0;
     uint8_t size = 0;      // PIO element size
     uint32_t count = 0;    // string PIO elements in this exit
@@ -153,6 +153,16 @@ class SoftVcpu : public PageTableMemory {
   PagingState paging_state();
   bool sev_guest() const;
   bool es_guest() const;
+  bool snp_guest() const;
+  // SEV and SEV-ES guests' private memory: the private view of the VMM's mapping (SNP guests' is
+  // guest_memfd instead).
+  bool sev_private_view() const { return sev_guest() && !snp_guest(); }
+  // An SNP guest's access to the page at `gpa` (`s` may be null): the C-bit says private or
+  // shared and must agree with the gfn's attributes (else KVM_EXIT_MEMORY_FAULT); a private page
+  // comes from guest_memfd and is assigned to the guest in the RMP on first use (as KVM prepares
+  // a guest_memfd page), and the guest may use it only once validated (else #VC, error 0x404).
+  enum class SnpAccess { kShared, kPrivate, kMemoryFault, kNotValidated };
+  SnpAccess snp_access(const Memslot* s, uint64_t gpa, bool priv);
   uint64_t reg(int id);
   void set_reg(int id, uint64_t v);
   void set_cr2(uint64_t v);
@@ -186,6 +196,7 @@ class SoftVcpu : public PageTableMemory {
   Next emulate_msr(const X86Insn& in, bool write);
   Next emulate_cpuid(const X86Insn& in);
   Next emulate_hypercall(const X86Insn& in);
+  Next emulate_pvalidate(const X86Insn& in);
   Next emulate_syscall(const X86Insn& in);
   void skip(const X86Insn& in);
   Next raise_vc(uint32_t exit_code);
@@ -211,6 +222,11 @@ class SoftVcpu : public PageTableMemory {
   Next ghcb_string_chunk();
   Next ghcb_mmio(GhcbCall& g);
   Next complete_ghcb(const Completion& c);
+  // SNP: the MSR protocol's page-state change, guest requests.
+  Next snp_psc_msr(uint64_t msr);
+  Next ghcb_guest_request(GhcbCall& g, bool extended);
+  Next snp_guest_request(GhcbCall& g);
+  Next complete_snp(const Completion& c);
 
   // vcpu_regs.cc: register ioctls and the RESET state.
   void reset();
@@ -299,6 +315,8 @@ class SoftVcpu : public PageTableMemory {
   uint64_t mce_banks_[32 * 4] = {};
   uint64_t mci_ctl2_[32] = {};
   uint64_t ap_jump_table_ = 0;
+  uint64_t ghcb_registered_gpa_ = 0;  // SNP: the GHCB GPA the guest registered (MSR protocol)
+  uint64_t snp_req_[2] = {};          // SNP: a guest request waiting for the VMM's certificates
   int pending_irq_ = -1;  // KVM_INTERRUPT
   uint32_t guest_debug_ = 0;
   sigset_t run_sigmask_;

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "kvm_vm.h"
+#include "uapi/kvm_run.h"
 #include "vcpu.h"
 #include "vm.h"
 
@@ -25,7 +26,7 @@ constexpr uint64_t kEferSce = 1, kEferLma = 1u << 10;
 constexpr int64_t kKvmEnosys = 1000, kKvmEperm = 1;
 
 enum class Kind { kOther, kIo, kStringIo, kHlt, kRdmsr, kWrmsr, kCpuid, kVmmcall, kSyscall, kInvd, kWbinvd,
-                  kRdpmc, kMonitor, kMwait };
+                  kRdpmc, kMonitor, kMwait, kPvalidate };
 
 Kind kind_of(const X86Insn& in) {
   if (in.vex) return Kind::kOther;
@@ -49,6 +50,7 @@ Kind kind_of(const X86Insn& in) {
       if (in.modrm == 0xd9) return Kind::kVmmcall;
       if (in.modrm == 0xc8) return Kind::kMonitor;
       if (in.modrm == 0xc9) return Kind::kMwait;
+      if (in.modrm == 0xff && in.rep == 0xf2) return Kind::kPvalidate;
       return Kind::kOther;
   }
   return Kind::kOther;
@@ -96,6 +98,7 @@ bool SoftVcpu::intercepted_always(const X86Insn& in) {
 // SEV-ES guests also take #VC for what KVM intercepts and cannot emulate on encrypted state.
 bool SoftVcpu::intercepted(const X86Insn& in) const {
   if (intercepted_always(in)) return true;
+  if (kind_of(in) == Kind::kPvalidate) return snp_guest();  // the CPU's RMP work: emulated here
   if (!(vm_->sev->active && vm_->sev->es_active)) return false;
   switch (kind_of(in)) {
     case Kind::kInvd: case Kind::kWbinvd: case Kind::kRdpmc: case Kind::kMonitor: case Kind::kMwait:
@@ -167,6 +170,7 @@ SoftVcpu::Next SoftVcpu::emulate_at(uint64_t la) {
     case Kind::kRdpmc: return raise_vc(kExitRdpmc);
     case Kind::kMonitor: return raise_vc(kExitMonitor);
     case Kind::kMwait: return raise_vc(kExitMwait);
+    case Kind::kPvalidate: return emulate_pvalidate(in);
     case Kind::kOther: break;
   }
   return Next::kContinue;
@@ -346,7 +350,7 @@ bool SoftVcpu::msr_read(uint32_t index, uint64_t* v, bool host) {
       *v = ghcb_msr_;
       return true;
     case 0xc0010131:  // SEV_STATUS: SEV, SEV-ES enabled (never intercepted)
-      *v = sev_guest() ? (1u | (es_guest() ? 2u : 0u)) : 0;
+      *v = sev_guest() ? (1u | (es_guest() ? 2u : 0u) | (snp_guest() ? 4u : 0u)) : 0;
       return true;
   }
   auto it = msrs_.find(index);
@@ -550,6 +554,57 @@ SoftVcpu::Next SoftVcpu::emulate_cpuid(const X86Insn& in) {
   set_reg(UC_X86_REG_RBX, r[1]);
   set_reg(UC_X86_REG_RCX, r[2]);
   set_reg(UC_X86_REG_RDX, r[3]);
+  skip(in);
+  return Next::kContinue;
+}
+
+// PVALIDATE (APM vol. 3): RAX the page's linear address, ECX its size (0: 4 KiB, 1: 2 MiB), EDX
+// bit 0 validate or rescind. The page must be private and assigned to this guest in the RMP (a
+// private gfn that is not yet is assigned first, as KVM does on the fault); RAX returns 0, or
+// FAIL_SIZEMISMATCH for 2 MiB (the RMP holds 4 KiB entries here), or FAIL_INPUT; RFLAGS.CF is
+// set when the validated bit did not change. A shared gfn exits to the VMM (memory fault).
+SoftVcpu::Next SoftVcpu::emulate_pvalidate(const X86Insn& in) {
+  constexpr uint64_t kFailInput = 1, kFailSizeMismatch = 6, kCf = 1;
+  if (paging_state().cpl) return deliver(13, true, 0, false);
+  const bool long64 = code_mode() == CodeMode::k64;
+  const uint64_t la = long64 ? reg(UC_X86_REG_RAX) : reg(UC_X86_REG_RAX) & 0xffffffffull;
+  const uint32_t size = uint32_t(reg(UC_X86_REG_RCX)), validate = uint32_t(reg(UC_X86_REG_RDX)) & 1;
+  uint64_t result = 0;
+  bool unchanged = false;
+  if (size > 1 || (la & (size ? 0x1fffff : 0xfff))) {
+    result = kFailInput;
+  } else if (size == 1) {
+    result = kFailSizeMismatch;
+  } else {
+    Translation t;
+    uint32_t err = 0;
+    if (translate(paging_state(), *this, la, Access::kRead, true, &t, &err) != WalkResult::kOk) {
+      set_cr2(la);
+      return deliver(14, true, err, false);
+    }
+    const uint64_t page = t.gpa & ~(kPage - 1);
+    Memslot* s = vm_->memory.find(page);
+    const SnpAccess k = snp_access(s, page, true);
+    if (k == SnpAccess::kMemoryFault) {
+      auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
+      r->exit_reason = uapi::EXIT_MEMORY_FAULT;
+      r->memory_fault.flags = uapi::MEMORY_EXIT_FLAG_PRIVATE;
+      r->memory_fault.gpa = page;
+      r->memory_fault.size = kPage;
+      run_error_ = -EFAULT;
+      return Next::kError;
+    }
+    RmpEntry& e = s->gmem->rmp[uint64_t(s->gmem_ptr(page) - s->gmem->base) / kPage];
+    if (e.gpa != page || e.asid != vm_->sev->asid || e.vmsa) {
+      result = kFailInput;
+    } else {
+      unchanged = e.validated == bool(validate);
+      e.validated = validate;
+    }
+  }
+  set_reg(UC_X86_REG_RAX, result);
+  const uint64_t rflags = reg(UC_X86_REG_RFLAGS);
+  set_reg(UC_X86_REG_RFLAGS, unchanged ? rflags | kCf : rflags & ~kCf);
   skip(in);
   return Next::kContinue;
 }

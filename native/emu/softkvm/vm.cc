@@ -32,6 +32,7 @@ constexpr long kApiVersion = 12;
 constexpr unsigned kMaxVcpus = 1024, kMaxVcpuIds = 4096;  // KVM_MAX_VCPUS, KVM_MAX_VCPU_IDS
 constexpr unsigned kUserMemSlots = 32764;
 constexpr unsigned kMaxCpuidEntries = 256;
+constexpr uint64_t kExitHypercallValid = 1ull << 12;  // KVM_EXIT_HYPERCALL_VALID_MASK: KVM_HC_MAP_GPA_RANGE
 constexpr long kVcpuMmapSize = 3 * 4096;  // kvm_run, PIO data page, coalesced MMIO ring
 
 // MSRs KVM_GET_MSR_INDEX_LIST reports: those the vCPU saves and restores.
@@ -201,6 +202,8 @@ long check_extension(unsigned long cap, const SoftVm* vm) {
     case uapi::CAP_GUEST_MEMFD_FLAGS:
       return long(uapi::GMEM_FLAG_MMAP) |
              (!vm || !vm->has_private_mem() ? long(uapi::GMEM_FLAG_INIT_SHARED) : 0);
+    case uapi::CAP_EXIT_HYPERCALL:
+      return long(kExitHypercallValid);
     case uapi::CAP_VM_TYPES: {
       // kvm_caps.supported_vm_types: DEFAULT, SW_PROTECTED (CONFIG_KVM_SW_PROTECTED_VM with the
       // TDP MMU, as on any SVM host), and the SEV types sev_set_cpu_caps adds.
@@ -269,9 +272,16 @@ class SoftVmFile : public FdObject {
         return check_extension(arg, vm_.get());
       case KVM_SET_GSI_ROUTING:
         return -EINVAL;  // kvm_arch_can_set_irq_routing: no irqchip in kernel
-      case KVM_ENABLE_CAP: {  // none of the VM capabilities that can be enabled is offered
+      case KVM_ENABLE_CAP: {
         kvm_enable_cap c;
-        return copy_from_user(&c, arg, sizeof c) ? -EFAULT : -EINVAL;
+        if (copy_from_user(&c, arg, sizeof c)) return -EFAULT;
+        // KVM_CAP_EXIT_HYPERCALL: which hypercalls exit to user space (KVM_HC_MAP_GPA_RANGE only).
+        if (c.cap == uapi::CAP_EXIT_HYPERCALL && !c.flags) {
+          if (c.args[0] & ~kExitHypercallValid) return -EINVAL;
+          vm_->hypercall_exits = c.args[0];
+          return 0;
+        }
+        return -EINVAL;  // no other VM capability can be enabled here
       }
       case uapi::KVMIO_MEMORY_ENCRYPT_OP:
         return sev_mem_enc_ioctl(*vm_->sev, arg);

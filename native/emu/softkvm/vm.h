@@ -36,6 +36,7 @@ class SoftVm : public std::enable_shared_from_this<SoftVm> {
   std::shared_ptr<VmState> sev;  // the SEV state the KVM_MEMORY_ENCRYPT_* ops keep
   SoftMemory memory;
   unsigned c_bit = 0;            // from the emulated CPUID 0x8000001F
+  uint64_t hypercall_exits = 0;  // KVM_CAP_EXIT_HYPERCALL: hypercalls that exit to user space
   unsigned maxphyaddr = 48;
 
   // KVM_CREATE_VCPU: returns the vCPU fd or -errno.

@@ -20,6 +20,21 @@
 #define SNP_CONFIG_SIZE 64     /* struct sev_user_data_snp_config (packed) */
 #define SNP_VLEK_LOAD_SIZE 16  /* struct sev_user_data_snp_vlek_load (packed) */
 
+/* struct sev_user_data_snp_status (7.2, __packed): the enum and struct arrived in 6.9 with no macro
+ * to test for, so the project names its copy; bit-fields are spelled as whole words here. */
+struct snp_platform_status_7_2 {
+  __u8 api_major;
+  __u8 api_minor;
+  __u8 state;
+  __u8 rmp_flags;     /* bit 0: is_rmp_initialized */
+  __u32 build_id;
+  __u32 feature_bits; /* bit 0 mask_chip_id, 1 mask_chip_key, 2 vlek_en, 3 feature_info, ... */
+  __u32 guest_count;
+  __u64 current_tcb_version;
+  __u64 reported_tcb_version;
+} __attribute__((packed));
+_Static_assert(sizeof(struct snp_platform_status_7_2) == SNP_STATUS_SIZE, "sev_user_data_snp_status size");
+
 #ifndef SEV_FW_BLOB_MAX_SIZE
 #define SEV_FW_BLOB_MAX_SIZE 0x4000
 #endif
@@ -60,6 +75,49 @@ struct kvm_sev_init {
 #ifndef KVM_SEV_SNP_ENABLE_REQ_CERTS
 #define KVM_SEV_SNP_ENABLE_REQ_CERTS 103 /* 7.2 */
 #endif
+/* SNP launch (arch/x86/include/uapi/asm/kvm.h, 6.11 on): page types, blob sizes and the three
+ * command structs arrived together; KVM_SEV_SNP_PAGE_TYPE_NORMAL marks headers that have them. */
+#ifndef KVM_SEV_SNP_PAGE_TYPE_NORMAL
+#define KVM_SEV_SNP_PAGE_TYPE_NORMAL 0x1
+#define KVM_SEV_SNP_PAGE_TYPE_ZERO 0x3
+#define KVM_SEV_SNP_PAGE_TYPE_UNMEASURED 0x4
+#define KVM_SEV_SNP_PAGE_TYPE_SECRETS 0x5
+#define KVM_SEV_SNP_PAGE_TYPE_CPUID 0x6
+#define KVM_SEV_SNP_ID_BLOCK_SIZE 96
+#define KVM_SEV_SNP_ID_AUTH_SIZE 4096
+#define KVM_SEV_SNP_FINISH_DATA_SIZE 32
+struct kvm_sev_snp_launch_start {
+  __u64 policy;
+  __u8 gosvw[16];
+  __u16 flags;
+  __u8 pad0[6];
+  __u64 pad1[4];
+};
+struct kvm_sev_snp_launch_update {
+  __u64 gfn_start;
+  __u64 uaddr;
+  __u64 len;
+  __u8 type;
+  __u8 pad0;
+  __u16 flags;
+  __u32 pad1;
+  __u64 pad2[4];
+};
+struct kvm_sev_snp_launch_finish {
+  __u64 id_block_uaddr;
+  __u64 id_auth_uaddr;
+  __u8 id_block_en;
+  __u8 auth_key_en;
+  __u8 vcek_disabled;
+  __u8 host_data[KVM_SEV_SNP_FINISH_DATA_SIZE];
+  __u8 pad0[3];
+  __u16 flags;
+  __u64 pad1[4];
+};
+#endif
+_Static_assert(sizeof(struct kvm_sev_snp_launch_start) == 64, "kvm_sev_snp_launch_start size");
+_Static_assert(sizeof(struct kvm_sev_snp_launch_update) == 64, "kvm_sev_snp_launch_update size");
+_Static_assert(sizeof(struct kvm_sev_snp_launch_finish) == 88, "kvm_sev_snp_launch_finish size");
 #ifndef KVM_CAP_VM_TYPES
 #define KVM_CAP_VM_TYPES 235
 #endif
