@@ -2,12 +2,13 @@
 // measured in the same run. Exits non-zero when a target is missed.
 //   --short   a quick run (what CI runs): fewer, shorter repetitions; targets shown, not enforced
 //   --json    the SNP table as one JSON line
-//   snp | stream | exits | hash | startup | calls   run only the named benchmarks
+//   snp | stream | snp-stream | exits | hash | startup | calls   run only the named benchmarks
 import { printRows, rowPasses } from './common';
 import { callsBench } from './calls';
 import { exitsBench } from './exits';
 import { hashBench } from './hash';
 import { snpBench } from './snp';
+import { snpStreamBench } from './snp-stream';
 import { startupBench } from './startup';
 import { streamBench } from './stream';
 
@@ -25,6 +26,7 @@ async function main(): Promise<boolean> {
   }
   const results: boolean[] = [];
   if (wanted('stream')) results.push(streamBench());
+  if (wanted('snp-stream')) results.push(snpStreamBench());
   if (wanted('exits')) results.push(exitsBench());
   if (wanted('hash')) {
     const rows = hashBench({ short });

@@ -145,9 +145,12 @@ export const SNP_GUEST = Object.freeze({
   imageBase: 0xffff0000,
   imageSize: 0x10000,
   pageTables: { gpa: 0x20000, size: 0x5000 },
-  stack: { gpa: 0x29000, size: 0x7000 },
+  stack: { gpa: 0x2d000, size: 0x3000 },
+  /** The extended report's certificate buffer (shared, 4 pages). */
+  certs: { gpa: 0x29000, pages: 4 },
   secrets: 0x30000,
   cpuid: 0x31000,
+  ghcb: 0x25000,
   exchange: 0x28000,
   x: { nonce: 0x000, pub: 0x040, report: 0x100, peer: 0x600, iv: 0x620, tag: 0x630, ctLen: 0x640, ct: 0x650, ctMax: 0x400 },
   portEvent: 0x10,

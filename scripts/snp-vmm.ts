@@ -33,6 +33,10 @@ export interface SnpVmmArgs {
   /** COCONUT-SVSM image, and the size of OVMF's variable store between it and OVMF. */
   svsm?: string;
   varsSize?: number;
+  /** KVM_SEV_SNP_ENABLE_REQ_CERTS: extended report requests exit to the VMM for certificates. */
+  requestCertificates?: boolean;
+  /** Leave these SEV metadata sections (indices) unlaunched, as a careless VMM would. */
+  omitSections?: number[];
   /** Overwrite CPUID leaf 1 ECX in the CPUID page (a value the firmware refuses). */
   badCpuidEcx?: number;
 }
@@ -108,7 +112,7 @@ export async function launchSnpFirmware(kvm: Kvm, platform: SevPlatform, args: S
     vm.setMemoryAttributes({ address: 0, size: ramTop, private: true });
     vm.setMemoryAttributes({ address: flashGpa, size: flashSize, private: true });
 
-    const launch = await SnpLaunch.init(vm, platform);
+    const launch = await SnpLaunch.init(vm, platform, { requestCertificates: args.requestCertificates });
     const cpuid = kvm.supportedCpuid();
     const signature = cpuid.find((e) => e.function === 1)!.eax >>> 0;
     const reset = ovmf.sevEsResetAddress();
@@ -137,7 +141,8 @@ export async function launchSnpFirmware(kvm: Kvm, platform: SevPlatform, args: S
       flash.bytes(gpa - flashGpa, length).set(image.data);
       await started.update({ guestPhysAddr: gpa, length, type: 'normal', source: { memory: flash, offset: gpa - flashGpa } });
     }
-    for (const s of launched.sevMetadata) {
+    for (const [index, s] of launched.sevMetadata.entries()) {
+      if (args.omitSections?.includes(index)) continue;
       const at = { guestPhysAddr: s.gpa, length: s.size };
       const src = { memory: ram, offset: s.gpa };
       switch (s.type) {

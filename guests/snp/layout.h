@@ -5,8 +5,9 @@
  *   0x20000     page tables (PML4, PDPT, PD low, PT low, PD high): SEV metadata "SEC memory",
  *               launched as zero pages
  *   0x25000     GHCB, 0x26000 guest request, 0x27000 guest response, 0x28000 exchange page with
- *               the host: the guest makes these shared (page-state change) before using them
- *   0x29000     stack (up to 0x30000): SEC memory
+ *               the host, 0x29000 four pages for the certificates of an extended report: the
+ *               guest makes these shared (page-state change) before using them
+ *   0x2d000     stack (up to 0x30000): SEC memory
  *   0x30000     the secrets page (VMPCKs), 0x31000 the CPUID page
  *   0x32000     a page the guest validates itself (PVALIDATE)
  */
@@ -20,8 +21,10 @@
 #define REQ_PAGE          0x26000
 #define RESP_PAGE         0x27000
 #define XCHG              0x28000
+#define CERTS             0x29000
+#define CERTS_PAGES       4
 #define SHARED_FIRST_GFN  0x25
-#define SHARED_END_GFN    0x29
+#define SHARED_END_GFN    0x2d
 #define STACK_TOP         0x30000
 #define SECRETS           0x30000
 #define CPUID_PAGE        0x31000

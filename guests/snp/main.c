@@ -13,6 +13,7 @@
 
 /* struct ghcb fields (GHCB spec 56421) */
 #define G_RAX        0x1f8
+#define G_RBX        0x318
 #define G_EXIT_CODE  0x390
 #define G_EXIT_INFO1 0x398
 #define G_EXIT_INFO2 0x3a0
@@ -25,6 +26,8 @@
 
 #define EXIT_IOIO          0x7b
 #define EXIT_GUEST_REQUEST 0x80000011ull
+#define EXIT_EXT_GUEST_REQUEST 0x80000012ull
+#define VMM_ERR_INVALID_LEN (1ull << 32)
 #define IOIO_STRING        (1u << 2)
 #define IOIO_SIZE8         (1u << 4)
 
@@ -117,8 +120,11 @@ struct channel {
 };
 
 /* Sends `payload` as message `type`, receives the response payload (at most out_len bytes).
- * Returns its length, or -1. Only ciphertext ever leaves private memory. */
-static int guest_request(struct channel *c, uint8_t type, const uint8_t *payload, uint16_t len, uint8_t *out, uint16_t out_len) {
+ * Returns its length, or -1 (-2: the certificate buffer was too small). With `certs`, an
+ * extended request: the host puts its certificate table in those CERTS_PAGES shared pages.
+ * Only ciphertext ever leaves private memory. */
+static int guest_request(struct channel *c, uint8_t type, const uint8_t *payload, uint16_t len, uint8_t *out, uint16_t out_len,
+                         uint64_t certs) {
   uint8_t *req = (uint8_t *)REQ_PAGE;
   const uint8_t *resp = (const uint8_t *)RESP_PAGE;
   uint8_t iv[12] = {0}, tag[16];
@@ -136,7 +142,13 @@ static int guest_request(struct channel *c, uint8_t type, const uint8_t *payload
   aes256_gcm_encrypt(c->vmpck, iv, req + 0x30, 0x30, payload, len, req + 0x60, tag);
   memcpy(req, tag, 16);
   uint64_t action;
-  uint64_t error = ghcb_call(EXIT_GUEST_REQUEST, REQ_PAGE, RESP_PAGE, &action);
+  ghcb_clear_valid();
+  if (certs) {
+    ghcb_put(G_RAX, certs);
+    ghcb_put(G_RBX, CERTS_PAGES);
+  }
+  uint64_t error = ghcb_call(certs ? EXIT_EXT_GUEST_REQUEST : EXIT_GUEST_REQUEST, REQ_PAGE, RESP_PAGE, &action);
+  if (!action && error == VMM_ERR_INVALID_LEN) return -2;
   if (action || error) return -1;
   const uint16_t resp_len = (uint16_t)get_le(resp + 0x36, 2);
   if (get_le(resp + 0x20, 8) != seqno + 1 || resp[0x34] != type + 1 || resp_len > out_len) return -1;
@@ -171,7 +183,7 @@ int snp_main(void) {
    * the private half of the key the secret will be encrypted to. */
   uint8_t key_req[32] = {0}, key_resp[64];
   put_le(key_req + 8, (1u << 0) | (1u << 3), 8); /* GUEST_FIELD_SELECT: policy, measurement */
-  if (guest_request(&c, MSG_KEY_REQ, key_req, sizeof key_req, key_resp, sizeof key_resp) != 64 || get_le(key_resp, 4))
+  if (guest_request(&c, MSG_KEY_REQ, key_req, sizeof key_req, key_resp, sizeof key_resp, 0) != 64 || get_le(key_resp, 4))
     return fail("MSG_KEY_REQ failed");
   uint8_t priv[32], pub[32];
   static const char key_info[] = "node-sev snp demo: guest key";
@@ -179,13 +191,15 @@ int snp_main(void) {
   secure_wipe(key_resp, sizeof key_resp);
   x25519_base(pub, priv);
 
-  /* The report binds the nonce and the public key: REPORT_DATA = nonce || SHA-256(pub). */
+  /* The report binds the nonce and the public key: REPORT_DATA = nonce || SHA-256(pub). An
+   * extended request: the host's certificates (VCEK, ASK, ARK) come with it. */
   uint8_t report_req[96] = {0};
   memcpy(report_req, nonce, 32);
   sha256(pub, 32, report_req + 32);
   uint8_t report_resp[32 + REPORT_SIZE];
-  if (guest_request(&c, MSG_REPORT_REQ, report_req, sizeof report_req, report_resp, sizeof report_resp) != sizeof report_resp ||
-      get_le(report_resp, 4) || get_le(report_resp + 4, 4) != REPORT_SIZE)
+  const int got = guest_request(&c, MSG_REPORT_REQ, report_req, sizeof report_req, report_resp, sizeof report_resp, CERTS);
+  if (got == -2) return fail("the host's certificates do not fit the buffer");
+  if (got != sizeof report_resp || get_le(report_resp, 4) || get_le(report_resp + 4, 4) != REPORT_SIZE)
     return fail("MSG_REPORT_REQ failed");
   memcpy(xout + X_PUB, pub, 32);
   memcpy(xout + X_REPORT, report_resp + 32, REPORT_SIZE);

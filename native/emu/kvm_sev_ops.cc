@@ -5,6 +5,7 @@
 // of the last firmware command (-EIO when it is not SUCCESS).
 #include <cerrno>
 #include <algorithm>
+#include <vector>
 #include <cstring>
 #include <fcntl.h>
 #include <unistd.h>
@@ -591,16 +592,37 @@ long SevCall::snp_launch_update() {
   uint32_t fw_error = 0;
   long ret = 0;
   uint64_t done = 0;
-  uint8_t buf[4096];
+  // The source is read a batch of pages at a time (one copy instead of one per page); a batch
+  // that faults is read again page by page, so the pages before the bad one still launch.
+  constexpr uint64_t kBatch = 64;
+  std::vector<uint8_t> batch(src ? std::min(npages, kBatch) * kPageSize : 0);
+  uint64_t batch_first = 0, batch_pages = 0;
   for (; done < npages; done++) {
     const uint64_t uaddr = src ? src + done * kPageSize : 0;
-    // get_user_pages_fast; a CPUID source must be writable (the firmware's answer is copied back).
-    if (src && (copy_from_user(buf, uaddr, kPageSize) ||
-                (type == KVM_SEV_SNP_PAGE_TYPE_CPUID && copy_to_user(uaddr, buf, kPageSize)))) {
-      ret = -EFAULT;
-      break;
+    const uint8_t* page = nullptr;
+    if (src) {
+      if (done >= batch_first + batch_pages) {
+        batch_first = done;
+        batch_pages = std::min(npages - done, kBatch);
+        if (copy_from_user(batch.data(), uaddr, batch_pages * kPageSize)) batch_pages = 0;
+      }
+      // get_user_pages_fast; a CPUID source must be writable (the firmware's answer is copied back).
+      uint8_t* own = batch.data() + (done - batch_first) * kPageSize;
+      if (batch_pages == 0) {
+        batch_first = done + 1;
+        own = batch.data();
+        if (copy_from_user(own, uaddr, kPageSize)) {
+          ret = -EFAULT;
+          break;
+        }
+      }
+      if (type == KVM_SEV_SNP_PAGE_TYPE_CPUID && copy_to_user(uaddr, own, kPageSize)) {
+        ret = -EFAULT;
+        break;
+      }
+      page = own;
     }
-    if ((ret = snp_populate_page(params.gfn_start + done, type, src ? buf : nullptr, uaddr, fw_error))) break;
+    if ((ret = snp_populate_page(params.gfn_start + done, type, page, uaddr, fw_error))) break;
   }
   if (ret && done == 0) {
     cmd_.error = fw_error;
