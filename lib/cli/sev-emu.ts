@@ -61,7 +61,8 @@ Usage:
                                       serve the emulated AMD KDS on loopback (VCEKs, cert_chain,
                                       CRL, SEV CEKs, ask_ark) for the state directory's platform
   sev-emu lib                         print the path of the emulator library (for LD_PRELOAD)
-  sev-emu info [--json]               what this machine offers: the host's /dev/kvm, the software
+  sev-emu info [--json]               what this machine offers: the host's /dev/kvm, its KVM module
+                                      (kvm_amd, kvm_intel, kvm_pvm) and CPU vendor, the software
                                       KVM (Unicorn), and which one --kvm auto picks
 
 Options for run:
@@ -380,13 +381,47 @@ function hostKvmUsable(): string | null {
   }
 }
 
+/**
+ * The x86 KVM vendor modules; the one loaded implements the host's /dev/kvm, and its behaviour
+ * differs where the hardware does (VM-entry checks, VMMCALL vs VMCALL, interrupt windows):
+ * kvm_amd (SVM), kvm_intel (VMX), kvm_pvm (PVM, paging-based and without hardware
+ * virtualization: it runs on any x86-64 CPU, also inside a VM, and emulates what is not 64-bit
+ * code).
+ */
+const KVM_VENDOR_MODULES = ['kvm_amd', 'kvm_intel', 'kvm_pvm'];
+
+/** The KVM vendor module(s) loaded on the host (/sys/module), joined by '+', or null. */
+function hostKvmModule(): string | null {
+  const loaded = KVM_VENDOR_MODULES.filter((m) => fs.existsSync(path.join('/sys/module', m)));
+  return loaded.length > 0 ? loaded.join('+') : null;
+}
+
+/** The host CPU's vendor as /proc/cpuinfo names it (GenuineIntel, AuthenticAMD, ...), or null. */
+function hostCpuVendor(): string | null {
+  try {
+    return /^vendor_id\s*:\s*(\S+)/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
 function info(library: string, json: boolean): number {
+  // Facts about the host, not the emulator's: inside `sev-emu run` the emulator answers /dev/kvm
+  // and /proc/cpuinfo (the emulated EPYC), so ask again from a process without it.
+  if ((process.env.LD_PRELOAD ?? '').split(/[: ]/).some((p) => p === library || path.basename(p) === path.basename(library))) {
+    const env = { ...process.env };
+    delete env.LD_PRELOAD;
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'sev-emu.js'), 'info', ...(json ? ['--json'] : [])], { stdio: 'inherit', env });
+    return r.status ?? 1;
+  }
   const host = hostKvmUsable();
   const soft = softKvmUnavailable(library);
   const auto = host === null ? 'host' : soft === null ? 'soft' : 'none';
   const report = {
     library,
     hostKvm: host === null ? 'usable' : `not usable (${host})`,
+    hostKvmModule: hostKvmModule(),
+    hostCpuVendor: hostCpuVendor(),
     softKvm: soft === null ? 'available' : soft,
     kvmAuto: auto,
   };
@@ -395,6 +430,8 @@ function info(library: string, json: boolean): number {
   } else {
     process.stdout.write(`emulator library   ${report.library}\n` +
       `host /dev/kvm      ${report.hostKvm}\n` +
+      `host KVM module    ${report.hostKvmModule ?? 'none loaded'}\n` +
+      `host CPU vendor    ${report.hostCpuVendor ?? 'unknown'}\n` +
       `software KVM       ${report.softKvm}\n` +
       `--kvm auto uses    ${auto === 'none' ? 'nothing: neither is available' : auto}\n`);
   }

@@ -1,6 +1,7 @@
 // The `sev` command line against the platform (emulator in `npm test`): sevctl's output formats
 // and well-formed --json.
 import * as assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -89,6 +90,21 @@ describe('cli: sev', function () {
   it('sev-emu --help and bad options', () => {
     assert.equal(run(process.execPath, [SEV_EMU_BIN, '--help']).status, 0);
     assert.equal(run(process.execPath, [SEV_EMU_BIN, 'run', '--generation', 'zen9', '--', 'true']).status, 2);
+  });
+
+  it('sev-emu info: the host\'s KVM module and CPU vendor, read outside the emulator even when asked inside it', () => {
+    const clean = { ...process.env };
+    delete clean.LD_PRELOAD;
+    delete clean.SEV_EMU_STATE;
+    const outside = JSON.parse(spawnSync(process.execPath, [SEV_EMU_BIN, 'info', '--json'], { encoding: 'utf8', env: clean }).stdout);
+    // From this process's environment: under `sev-emu run`, with the emulator preloaded.
+    const inside = JSON.parse(run(process.execPath, [SEV_EMU_BIN, 'info', '--json']).stdout);
+    assert.deepEqual(inside, outside);
+    // What a process without the emulator reads (inside it, /proc/cpuinfo is the emulated EPYC's).
+    const cpuinfo = spawnSync('cat', ['/proc/cpuinfo'], { encoding: 'utf8', env: clean }).stdout;
+    assert.equal(outside.hostCpuVendor, /^vendor_id\s*:\s*(\S+)/m.exec(cpuinfo)?.[1] ?? null);
+    const modules = fs.readdirSync('/sys/module').filter((m) => ['kvm_amd', 'kvm_intel', 'kvm_pvm'].includes(m)).sort();
+    assert.equal(outside.hostKvmModule, modules.length > 0 ? modules.join('+') : null);
   });
 
   it('sev-emu: an unusable --state or ca path is one line naming it, exit 2 (no stack, no hang)', () => {
