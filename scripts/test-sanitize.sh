@@ -65,6 +65,9 @@ echo "test:sanitize: built in $((built - start)) s"
 rm -rf "$LOGS"
 mkdir -p "$LOGS"
 export SEV_ADDON=$ADDON SEV_EMU_LIBRARY=$EMU SEV_EMU_PRELOAD=$libasan
+# The software KVM whatever the host has: it is most of the emulator's code, so it is what the
+# sanitizers must see (with the host's /dev/kvm, guests would run in the real kernel instead).
+export SEV_EMU_KVM=soft
 # Sanitizer reports go to files (LOGS/asan.PID, LOGS/ubsan.PID) as well as failing the process.
 asan_common="log_path=$LOGS/asan:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=0:check_initialization_order=1:strict_init_order=1"
 ASAN_NODE="$asan_common:detect_leaks=0"
@@ -79,11 +82,11 @@ if [ "$mode" = short ]; then
   # Full mode only: c-client and conformance (the C programs below, unsanitized), processes
   # (~150 s of node processes under ASan; sev_stress below covers threads x processes).
   specs=(platform/platform platform/ownership
-         kvm/api kvm/memory kvm/run kvm/sev-machine kvm/hostile launch/launch)
+         kvm/api kvm/memory kvm/run kvm/sev-machine kvm/hostile launch/launch launch/snp-guest)
 else
   specs=(platform/platform platform/ownership platform/processes platform/c-client platform/conformance
          platform/cli platform/emulated-cpu kvm/api kvm/memory kvm/run kvm/sev-machine kvm/hostile kvm/cpu
-         kvm/differential launch/launch launch/owner-cli snp/cli)
+         kvm/differential launch/launch launch/owner-cli launch/snp-launch launch/snp-guest snp/cli)
 fi
 device=()
 [ "$(id -u)" = 0 ] || device=(--device-mode 0666)
@@ -113,6 +116,7 @@ cc_san kvm_sev_client -std=c99 -D_DEFAULT_SOURCE test/c/kvm_sev_client.c -lcrypt
 cc_san kvm_fuzz -std=c99 -D_DEFAULT_SOURCE test/c/kvm_fuzz.c
 cc_san sev_stress -std=c99 -D_DEFAULT_SOURCE -pthread test/c/sev_stress.c
 cc_san conformance -std=c11 -D_GNU_SOURCE -Wall test/c/conformance/*.c
+cc_san snp_launch_client -std=c99 -D_DEFAULT_SOURCE test/c/snp_launch_client.c -lcrypto
 
 client() { # name, sev-emu options..., --, argv...
   local name=$1; shift
@@ -132,6 +136,7 @@ echo "test:sanitize: C clients (sanitized, leak checking on)"
 client sev_client "${device[@]}" -- "$CDIR/sev_client" all
 client sev_owner_test --generation milan --host-snp "${device[@]}" -- env SNP_MODE=on "$CDIR/sev_owner_test"
 client kvm_sev_client "${device[@]}" -- "$CDIR/kvm_sev_client" all
+client snp_launch_client --host-snp --kvm soft "${device[@]}" -- "$CDIR/snp_launch_client"
 if [ "$mode" = short ]; then
   client kvm_fuzz "${device[@]}" -- "$CDIR/kvm_fuzz" 1 60
   client sev_stress "${device[@]}" -- "$CDIR/sev_stress" 2 60 2

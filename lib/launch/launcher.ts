@@ -60,6 +60,59 @@ export function aborted(command: string, done: number): SevError {
   return e;
 }
 
+/**
+ * The part of `file` a stream launches: from `fileOffset` (default 0), `length` bytes (default
+ * the rest of the file), checked against the file's size before anything is read.
+ */
+export function fileRange(command: string, file: string | number, fileOffset = 0, length?: number): { fileOffset: number; length: number } {
+  let size: number;
+  try {
+    size = typeof file === 'number' ? fs.fstatSync(file).size : fs.statSync(file).size;
+  } catch (e) {
+    throw new SevArgumentError(command, `cannot stream ${String(file)}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+  }
+  const len = length ?? size - fileOffset;
+  if (!Number.isSafeInteger(len) || len <= 0 || !Number.isSafeInteger(fileOffset) || fileOffset < 0 || fileOffset + len > size) {
+    throw new SevArgumentError(command, `file range ${fileOffset}+${len} is not inside ${String(file)} (${size} bytes)`);
+  }
+  return { fileOffset, length: len };
+}
+
+/**
+ * Reads and launches chunks in order, reading chunk k+1 while chunk k is launched, so a stream
+ * costs about max(read, launch). `done(i)` follows each launched chunk; `signal` stops between
+ * chunks with an AbortError saying how many bytes were launched.
+ */
+export async function pipelineChunks(
+  command: string,
+  chunks: ReadonlyArray<{ length: number }>,
+  read: (i: number) => Promise<unknown>,
+  launch: (i: number) => Promise<unknown>,
+  done: (i: number, bytes: number) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  let bytes = 0;
+  let reading: Promise<unknown> | null = read(0);
+  for (let i = 0; i < chunks.length; i++) {
+    await reading;
+    reading = null;
+    if (signal?.aborted) throw aborted(command, bytes);
+    const launching = launch(i);
+    if (i + 1 < chunks.length) {
+      reading = read(i + 1);
+      reading.catch(() => {}); // reported when awaited; never an unhandled rejection
+    }
+    try {
+      await launching;
+    } catch (e) {
+      await reading?.catch(() => {});
+      throw e;
+    }
+    bytes += chunks[i].length;
+    done(i, bytes);
+  }
+}
+
 /** What every launch state shares: the VM, the firmware, and who may act now. */
 export class LaunchContext {
   /** The state object allowed to act; others have been superseded. */
@@ -210,17 +263,7 @@ export class LaunchStarted {
     if (typeof options !== 'object' || options === null) {
       throw new SevArgumentError(command, 'expected options with at least { offset } (where in guest memory the file goes)');
     }
-    const fileOffset = options.fileOffset ?? 0;
-    let size: number;
-    try {
-      size = typeof file === 'number' ? fs.fstatSync(file).size : fs.statSync(file).size;
-    } catch (e) {
-      throw new SevArgumentError(command, `cannot stream ${String(file)}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    const length = options.length ?? size - fileOffset;
-    if (!Number.isSafeInteger(length) || length <= 0 || !Number.isSafeInteger(fileOffset) || fileOffset < 0 || fileOffset + length > size) {
-      throw new SevArgumentError(command, `file range ${fileOffset}+${length} is not inside ${String(file)} (${size} bytes)`);
-    }
+    const { fileOffset, length } = fileRange(command, file, options.fileOffset, options.length);
     const padded = Math.ceil(length / UPDATE_ALIGNMENT) * UPDATE_ALIGNMENT;
     validateRanges(command, [{ offset: options.offset, length: padded }], memory.size);
     const chunks = planChunks([{ offset: options.offset, length: padded }], this.chunkSize(command, options.chunkSize));
@@ -246,33 +289,17 @@ export class LaunchStarted {
     padded: number,
     chunks: Range[],
   ): Promise<StreamResult> {
-    const command = 'LAUNCH_UPDATE_DATA';
-    const readChunk = (c: Range) => {
+    const readChunk = (i: number) => {
+      const c = chunks[i];
       const inFile = Math.max(0, Math.min(c.length, options.offset + length - c.offset));
       return inFile === 0
         ? Promise.resolve(0)
         : memory.readFile(fd, { offset: c.offset, fileOffset: fileOffset + (c.offset - options.offset), length: inFile });
     };
-    let done = 0;
-    let reading: Promise<number> | null = readChunk(chunks[0]);
-    for (let i = 0; i < chunks.length; i++) {
-      await reading;
-      reading = null;
-      if (options.signal?.aborted) throw aborted(command, done);
-      const measuring = this.ctx.vm.launchUpdateData(this.ctx.platform, memory, chunks[i].offset, chunks[i].length);
-      if (i + 1 < chunks.length) {
-        reading = readChunk(chunks[i + 1]);
-        reading.catch(() => {}); // reported when awaited; never an unhandled rejection
-      }
-      try {
-        await measuring;
-      } catch (e) {
-        await reading?.catch(() => {});
-        throw e;
-      }
-      done += chunks[i].length;
-      options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length });
-    }
+    await pipelineChunks('LAUNCH_UPDATE_DATA', chunks, readChunk,
+      (i) => this.ctx.vm.launchUpdateData(this.ctx.platform, memory, chunks[i].offset, chunks[i].length),
+      (i, done) => options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length }),
+      options.signal);
     return { bytes: padded, chunks: chunks.length };
   }
 

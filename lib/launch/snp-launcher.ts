@@ -14,7 +14,7 @@ import { SevArgumentError } from '../errors';
 import { GuestMemory, Vm } from '../kvm';
 import type { SnpLaunchFinishOptions, SnpLaunchUpdateOptions } from '../kvm/vm';
 import type { SevPlatform } from '../platform';
-import { aborted, LaunchContext, type StreamOptions, type StreamResult } from './launcher';
+import { aborted, fileRange, LaunchContext, pipelineChunks, type StreamOptions, type StreamResult } from './launcher';
 
 const PAGE = 4096;
 const DEFAULT_CHUNK = 8 << 20;
@@ -132,17 +132,7 @@ export class SnpLaunchStarted {
       throw new SevArgumentError(command, 'expected { guestPhysAddr, memory, memoryOffset, ... }');
     }
     if (!(options.memory instanceof GuestMemory)) throw new SevArgumentError(command, 'memory must be a GuestMemory');
-    const fileOffset = options.fileOffset ?? 0;
-    let size: number;
-    try {
-      size = typeof file === 'number' ? fs.fstatSync(file).size : fs.statSync(file).size;
-    } catch (e) {
-      throw new SevArgumentError(command, `cannot stream ${String(file)}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-    const length = options.length ?? size - fileOffset;
-    if (!Number.isSafeInteger(length) || length <= 0 || !Number.isSafeInteger(fileOffset) || fileOffset < 0 || fileOffset + length > size) {
-      throw new SevArgumentError(command, `file range ${fileOffset}+${length} is not inside ${String(file)} (${size} bytes)`);
-    }
+    const { fileOffset, length } = fileRange(command, file, options.fileOffset, options.length);
     const padded = Math.ceil(length / PAGE) * PAGE;
     const chunk = options.chunkSize ?? DEFAULT_CHUNK;
     if (!Number.isSafeInteger(chunk) || chunk < PAGE || chunk % PAGE) throw new SevArgumentError(command, 'chunkSize must be a positive multiple of 4096');
@@ -158,36 +148,21 @@ export class SnpLaunchStarted {
       const fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
       const chunks: Array<{ at: number; length: number }> = [];
       for (let at = 0; at < padded; at += chunk) chunks.push({ at, length: Math.min(chunk, padded - at) });
-      const read = (c: { at: number; length: number }) => {
+      const read = (i: number) => {
+        const c = chunks[i];
         const inFile = Math.max(0, Math.min(c.length, length - c.at));
         return inFile === 0 ? Promise.resolve(0) : memory.readFile(fd, { offset: options.memoryOffset + c.at, fileOffset: fileOffset + c.at, length: inFile });
       };
+      const launch = (i: number) => this.updateLoop({
+        guestPhysAddr: options.guestPhysAddr + chunks[i].at,
+        length: chunks[i].length,
+        type: 'normal',
+        source: { memory, offset: options.memoryOffset + chunks[i].at },
+      });
       try {
-        let done = 0;
-        let reading: Promise<number> | null = read(chunks[0]);
-        for (let i = 0; i < chunks.length; i++) {
-          await reading;
-          reading = null;
-          if (options.signal?.aborted) throw aborted(command, done);
-          const launching = this.updateLoop({
-            guestPhysAddr: options.guestPhysAddr + chunks[i].at,
-            length: chunks[i].length,
-            type: 'normal',
-            source: { memory, offset: options.memoryOffset + chunks[i].at },
-          });
-          if (i + 1 < chunks.length) {
-            reading = read(chunks[i + 1]);
-            reading.catch(() => {}); // reported when awaited
-          }
-          try {
-            await launching;
-          } catch (e) {
-            await reading?.catch(() => {});
-            throw e;
-          }
-          done += chunks[i].length;
-          options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length });
-        }
+        await pipelineChunks(command, chunks, read, launch,
+          (i, done) => options.onProgress?.({ bytesDone: done, bytesTotal: padded, chunksDone: i + 1, chunksTotal: chunks.length }),
+          options.signal);
         return { bytes: padded, chunks: chunks.length };
       } finally {
         if (typeof file !== 'number') fs.closeSync(fd);

@@ -47,37 +47,29 @@ void VmState::set_memory_key(std::shared_ptr<const MemoryKey> key) {
   key_ = std::move(key);
 }
 
-void release_asid(uint32_t asid) {
+// One firmware command at teardown, under the PSP lock: failures are logged, never thrown.
+template <typename Fn>
+static void at_teardown(const char* what, uint32_t id, Fn fn) {
   try {
     std::lock_guard<std::mutex> psp(fw::cmd_mutex());
     NvSession nv;
-    registry::free_asid(nv, asid);
+    fn(nv);
     nv.commit();
   } catch (const std::exception& e) {
-    log_line("internal error freeing ASID %u: %s", asid, e.what());
+    log_line("internal error %s %u: %s", what, id, e.what());
   }
+}
+
+void release_asid(uint32_t asid) {
+  at_teardown("freeing ASID", asid, [&](NvSession& nv) { registry::free_asid(nv, asid); });
 }
 
 void release_guest(fw::Guest& g) {
-  try {
-    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
-    NvSession nv;
-    fw::decommission(nv, g);
-    nv.commit();
-  } catch (const std::exception& e) {
-    log_line("internal error decommissioning guest %u: %s", g.handle, e.what());
-  }
+  at_teardown("decommissioning guest", g.handle, [&](NvSession& nv) { fw::decommission(nv, g); });
 }
 
 void release_snp_guest(fw::SnpGuest& g) {
-  try {
-    std::lock_guard<std::mutex> psp(fw::cmd_mutex());
-    NvSession nv;
-    fw::snp_decommission(nv, g);
-    nv.commit();
-  } catch (const std::exception& e) {
-    log_line("internal error decommissioning SNP guest %u: %s", g.id, e.what());
-  }
+  at_teardown("decommissioning SNP guest", g.id, [&](NvSession& nv) { fw::snp_decommission(nv, g); });
 }
 
 // sev_vm_destroy, when the last fd of the VM (VM or vCPU) is closed: registered regions
