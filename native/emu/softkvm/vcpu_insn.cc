@@ -600,6 +600,8 @@ SoftVcpu::Next SoftVcpu::emulate_pvalidate(const X86Insn& in) {
     } else {
       unchanged = e.validated == bool(validate);
       e.validated = validate;
+      // A rescinded page must fault again: no translation of it may survive.
+      if (!unchanged) uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0));
     }
   }
   set_reg(UC_X86_REG_RAX, result);
