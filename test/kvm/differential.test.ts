@@ -2,12 +2,7 @@
 // software KVM always, the host's /dev/kvm where it exists — each in its own `sev-emu run --kvm`
 // process. Every trace (exits with their data, registers, memory) must match what the guest is
 // written to do (hand-written corpus) or what an independent model computes (random programs),
-// and all KVMs present must give byte-identical traces, memory digests included — except for one
-// documented difference: string I/O exits, which the kernel's KVM makes one per OUTS element
-// (its instruction emulator, on every vendor module: kvm_amd, kvm_intel, kvm_pvm) and the
-// software KVM one per page. The host's trace of such a guest must be exactly the kernel's
-// (`kernelExits`); for the comparison between KVMs it is then replaced by the batched form, and
-// only its exit list: registers, memory digests and every other guest are compared as recorded.
+// and all KVMs present must give byte-identical traces, memory digests included.
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 
@@ -25,21 +20,6 @@ function traces(backend: 'soft' | 'host'): Record<string, Trace> {
   return out.traces;
 }
 
-/**
- * The host's traces with the kernel's per-element string I/O exits of a corpus guest replaced by
- * the software KVM's batched ones — only where they are exactly the kernel's, so anything else
- * still differs.
- */
-function batched(t: Record<string, Trace>): Record<string, Trace> {
-  const out = { ...t };
-  for (const g of CORPUS) {
-    if (g.kernelExits && JSON.stringify(t[g.name]?.exits) === JSON.stringify(g.kernelExits)) {
-      out[g.name] = { ...t[g.name], exits: g.expected.exits };
-    }
-  }
-  return out;
-}
-
 describe('differential: the same guests on every KVM present', function () {
   this.timeout(180_000);
   const runs = new Map<string, Record<string, Trace>>();
@@ -55,8 +35,7 @@ describe('differential: the same guests on every KVM present', function () {
     for (const [backend, t] of runs) {
       for (const g of CORPUS) {
         const got = t[g.name];
-        const exits = backend === 'host' && g.kernelExits ? g.kernelExits : g.expected.exits;
-        assert.deepEqual(got.exits, exits, `${backend}: ${g.name} exits`);
+        assert.deepEqual(got.exits, g.expected.exits, `${backend}: ${g.name} exits`);
         assert.deepEqual(got.regs, g.expected.regs, `${backend}: ${g.name} registers`);
         if (g.expected.dump !== undefined) assert.equal(got.dump, g.expected.dump, `${backend}: ${g.name} memory`);
       }
@@ -82,7 +61,7 @@ describe('differential: the same guests on every KVM present', function () {
     const [first, ...others] = [...runs.entries()];
     assert.equal(first[0], 'soft');
     assert.equal(Object.keys(first[1]).length, CORPUS.length + RANDOM_PROGRAMS);
-    for (const [backend, t] of others) assert.deepEqual(batched(t), first[1], `${backend} against ${first[0]}`);
+    for (const [backend, t] of others) assert.deepEqual(t, first[1], `${backend} against ${first[0]}`);
     // One KVM alone: its memory digests must at least be reproducible run to run.
     if (others.length === 0) assert.deepEqual(traces('soft'), first[1], 'a second soft run');
   });

@@ -527,6 +527,7 @@ long SoftVcpu::run() {
     SoftMemory::RunGuard g(vm_->memory);
     sync_memory();
     if (!entry_checks()) return 0;
+    has_run_ = true;  // a VM entry happens now (last_vmentry_cpu is set)
     n = complete_userspace();
     if (code_pages_changed()) {
       uc_.ctl(uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
@@ -547,18 +548,21 @@ long SoftVcpu::run() {
       result = -EINTR;
       break;
     }
-    // Userspace irqchip (x86.c kvm_check_and_inject_events, vcpu_run): a queued KVM_INTERRUPT
-    // is delivered once the guest takes interrupts; the VMM's request for the window ends the
-    // run with KVM_EXIT_IRQ_WINDOW_OPEN once it is open. Until then, IF setters are exits.
-    const bool waiting = pending_irq_ >= 0 || run_->request_interrupt_window;
+    // Userspace irqchip (x86.c): KVM_INTERRUPT (and SET_SREGS' interrupt_bitmap) queue the
+    // vector as already injected (kvm_queue_interrupt), so inject_pending_event re-injects it at
+    // the next entry without asking whether the guest takes interrupts (SVM's EVENTINJ: IF does
+    // not mask it); the VMM is the one to wait for ready_for_interrupt_injection. Its request for
+    // the window ends the run with KVM_EXIT_IRQ_WINDOW_OPEN once the window is open; until then,
+    // IF setters are exits.
+    if (pending_irq_ >= 0) {
+      const uint8_t v = uint8_t(pending_irq_);
+      pending_irq_ = -1;
+      n = deliver(v, false, 0, false);
+      continue;
+    }
+    const bool waiting = run_->request_interrupt_window;
     if (waiting && interrupt_allowed()) {
       set_window_mode(false);
-      if (pending_irq_ >= 0) {
-        const uint8_t v = uint8_t(pending_irq_);
-        pending_irq_ = -1;
-        n = deliver(v, false, 0, false);
-        continue;
-      }
       run_->exit_reason = KVM_EXIT_IRQ_WINDOW_OPEN;
       break;
     }

@@ -318,6 +318,7 @@ class SoftVcpu : public PageTableMemory {
   uint64_t ghcb_registered_gpa_ = 0;  // SNP: the GHCB GPA the guest registered (MSR protocol)
   uint64_t snp_req_[2] = {};          // SNP: a guest request waiting for the VMM's certificates
   int pending_irq_ = -1;  // KVM_INTERRUPT
+  bool has_run_ = false;  // kvm_vcpu_has_run: the guest was entered once
   uint32_t guest_debug_ = 0;
   sigset_t run_sigmask_;
   bool have_sigmask_ = false;

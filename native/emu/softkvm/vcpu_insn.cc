@@ -24,6 +24,7 @@ constexpr uint64_t kRflagsTf = 1u << 8, kRflagsIf = 1u << 9, kRflagsDf = 1u << 1
                    kRflagsRf = 1u << 16, kRflagsVm = 1u << 17, kRflagsAc = 1u << 18;
 constexpr uint64_t kEferSce = 1, kEferLma = 1u << 10;
 constexpr int64_t kKvmEnosys = 1000, kKvmEperm = 1;
+constexpr uint64_t kInsReadAhead = 1024;  // sizeof(struct read_cache.data) in KVM's emulator
 
 enum class Kind { kOther, kIo, kStringIo, kHlt, kRdmsr, kWrmsr, kCpuid, kVmmcall, kSyscall, kInvd, kWbinvd,
                   kRdpmc, kMonitor, kMwait, kPvalidate };
@@ -259,11 +260,14 @@ SoftVcpu::Next SoftVcpu::emulate_string_io(const X86Insn& in) {
   uint64_t la = base + off;
   if (!long64) la &= 0xffffffffull;
   const bool down = reg(UC_X86_REG_RFLAGS) & kRflagsDf;
-  if (down) {
+  if (down || !input) {
+    // KVM's instruction emulator (emulate.c em_out) passes OUTS one element per exit; RIP stays on
+    // a REP OUTS until RCX runs out. (Downward INS, one element too: a simplification.)
     count = 1;
   } else {
+    // INS reads ahead (pio_in_emulated): at most RCX elements, the rest of the page, 1 KiB.
     count = std::min<uint64_t>(count, std::max<uint64_t>(1, (kPage - (la & (kPage - 1))) / size));
-    count = std::min<uint64_t>(count, kPage / size);
+    count = std::min<uint64_t>(count, kInsReadAhead / size);
   }
   const uint32_t bytes = uint32_t(count * size);
   // Translate as the guest's access; KVM then reads or writes guest memory itself.
@@ -289,13 +293,30 @@ SoftVcpu::Next SoftVcpu::emulate_string_io(const X86Insn& in) {
   run_->io.port = port;
   run_->io.count = uint32_t(count);
   run_->io.data_offset = kPage;
+  Completion c;
+  c.kind = input ? Completion::kStringIn : Completion::kStringOut;
+  c.linear_rip = linear_rip();
+  c.size = size;
+  c.count = uint32_t(count);
+  c.gpa = t.gpa;
+  c.insn = in;
   pending_ = {};
-  pending_.kind = input ? Completion::kStringIn : Completion::kStringOut;
-  pending_.linear_rip = linear_rip();
-  pending_.size = size;
-  pending_.count = uint32_t(count);
-  pending_.gpa = t.gpa;
-  pending_.insn = in;
+  // The emulator writes an OUTS element's registers back before it exits: the VMM sees RSI and
+  // RCX advanced, and RIP past a single OUTS — but still on a REP OUTS, even after its last
+  // element (the guest's next run finds RCX 0 and moves on; measured on kvm_pvm). INS completes
+  // on the next KVM_RUN.
+  if (input) {
+    pending_ = c;
+  } else {
+    const uint64_t p = reg(UC_X86_REG_RSI);
+    set_reg(UC_X86_REG_RSI, merge(p, down ? p - bytes : p + bytes, in.address_size));
+    if (in.rep) {
+      const uint64_t rcx = reg(UC_X86_REG_RCX);
+      set_reg(UC_X86_REG_RCX, merge(rcx, (rcx & amask) - 1, in.address_size));
+    } else {
+      skip(in);
+    }
+  }
   return Next::kExit;
 }
 

@@ -368,14 +368,23 @@ bool SoftVcpu::protected_msr(uint32_t index) {
   return false;
 }
 
-// KVM_SET_CPUID2: at most KVM_MAX_CPUID_ENTRIES; the table replaces the previous one. (KVM
-// refuses changes after the first KVM_RUN; that is not modelled.)
+// KVM_SET_CPUID2: at most KVM_MAX_CPUID_ENTRIES; the table replaces the previous one. Once the
+// vCPU has run, only the same table is accepted (kvm_set_cpuid, kvm_cpuid_check_equal): EINVAL.
 long SoftVcpu::set_cpuid(unsigned long arg) {
   uapi::kvm_cpuid2_header hdr{};  // (struct kvm_cpuid2 is 8 bytes in C, more in C++: kvm_flex.h)
   if (copy_from_user(&hdr, arg, sizeof hdr)) return -EFAULT;
   if (hdr.nent > kMaxCpuidEntries) return -E2BIG;
   std::vector<kvm_cpuid_entry2> e(hdr.nent);
   if (copy_from_user(e.data(), arg + sizeof hdr, e.size() * sizeof(kvm_cpuid_entry2))) return -EFAULT;
+  if (has_run_) {
+    if (e.size() != cpuid_.size()) return -EINVAL;
+    for (size_t i = 0; i < e.size(); i++) {
+      const kvm_cpuid_entry2 &a = e[i], &b = cpuid_[i];
+      if (a.function != b.function || a.index != b.index || a.flags != b.flags || a.eax != b.eax || a.ebx != b.ebx ||
+          a.ecx != b.ecx || a.edx != b.edx)
+        return -EINVAL;
+    }
+  }
   cpuid_ = std::move(e);
   return 0;
 }
@@ -414,13 +423,12 @@ long SoftVcpu::translate_gva(unsigned long arg) {
   return copy_to_user(arg, &t, sizeof t) ? -EFAULT : 0;
 }
 
-// KVM_INTERRUPT (userspace irqchip): queues an external interrupt, delivered when the guest
-// has interrupts enabled.
+// KVM_INTERRUPT (kvm_vcpu_ioctl_interrupt without an in-kernel irqchip): queues an external
+// interrupt, injected at the next entry; a second one before that replaces the first.
 long SoftVcpu::interrupt(unsigned long arg) {
   kvm_interrupt irq{};
   if (copy_from_user(&irq, arg, sizeof irq)) return -EFAULT;
   if (irq.irq >= 256) return -EINVAL;
-  if (pending_irq_ >= 0) return -EEXIST;
   pending_irq_ = int(irq.irq);
   return 0;
 }
