@@ -179,7 +179,7 @@ export class SevArgumentError extends SevError {
  * `cannot read kernel.bin: no such file or directory (ENOENT)` — the file, the problem, the code,
  * never Node's message with its syscall and stack.
  */
-export function fileErrorText(action: 'read' | 'write' | 'create' | 'list' | 'use', file: string, e: unknown): string {
+export function fileErrorText(action: 'read' | 'write' | 'create' | 'use', file: string, e: unknown): string {
   const err = e as NodeJS.ErrnoException | undefined;
   if (!err?.code) return `cannot ${action} ${file}: ${err?.message ?? String(e)}`;
   const problem = err.code === 'EISDIR' ? 'is a directory' : typeof err.errno === 'number' ? getSystemErrorMap().get(err.errno)?.[1] : undefined;
