@@ -2,6 +2,7 @@
 // returned, and the SEV firmware status by name. Subclasses narrow the cause (bad input, bad
 // certificate) without changing what callers can read from the error.
 import { constants as osConstants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
 
 /**
  * SEV firmware status codes (the kernel's sev_ret_code, Linux 7.2 include/uapi/linux/psp-sev.h),
@@ -171,6 +172,18 @@ export class SevArgumentError extends SevError {
     this.name = 'SevArgumentError';
     (this as { code: string }).code = 'ERR_SEV_ARGUMENT';
   }
+}
+
+/**
+ * The one-line wording of a failed file operation, for every command and reader:
+ * `cannot read kernel.bin: no such file or directory (ENOENT)` — the file, the problem, the code,
+ * never Node's message with its syscall and stack.
+ */
+export function fileErrorText(action: 'read' | 'write' | 'create' | 'use', file: string, e: unknown): string {
+  const err = e as NodeJS.ErrnoException | undefined;
+  if (!err?.code) return `cannot ${action} ${file}: ${err?.message ?? String(e)}`;
+  const problem = err.code === 'EISDIR' ? 'is a directory' : typeof err.errno === 'number' ? getSystemErrorMap().get(err.errno)?.[1] : undefined;
+  return `cannot ${action} ${file}: ${problem ?? 'error'} (${err.code})`;
 }
 
 /** A malformed or untrusted certificate / chain. */

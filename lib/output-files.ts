@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
-import { SevArgumentError } from './errors';
+import { fileErrorText, SevArgumentError } from './errors';
 
 /** Secrets (private keys, TEK, TIK): owner read/write only, from creation. */
 export const SECRET_MODE = 0o600;
@@ -81,7 +81,7 @@ function writeTemp(command: string, file: OutputFile): string {
   try {
     fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, file.mode ?? PUBLIC_MODE);
   } catch (e) {
-    throw new SevArgumentError(command, `cannot write ${file.path}: ${(e as NodeJS.ErrnoException).code ?? e} in ${path.dirname(file.path)}`);
+    throw new SevArgumentError(command, fileErrorText('write', file.path, e));
   }
   try {
     fs.writeFileSync(fd, file.data);
@@ -89,7 +89,7 @@ function writeTemp(command: string, file: OutputFile): string {
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
-    throw new SevArgumentError(command, `cannot write ${file.path}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new SevArgumentError(command, fileErrorText('write', file.path, e));
   }
   fs.closeSync(fd);
   return tmp;
@@ -113,27 +113,46 @@ export function writeOutputFiles(command: string, files: OutputFile[]): void {
   const targets = files.map((f) => path.resolve(f.path));
   const twice = targets.find((t, i) => targets.indexOf(t) !== i);
   if (twice) throw new SevArgumentError(command, `two outputs would be written to ${twice}: give each its own path`);
-  for (const t of targets) {
+  files.forEach((f, i) => {
     let isDir = false;
     try {
-      isDir = fs.statSync(t).isDirectory();
+      isDir = fs.statSync(targets[i]).isDirectory();
     } catch {
       // absent: fine
     }
-    if (isDir) throw new SevArgumentError(command, `${t} is a directory, not a file to write`);
-  }
+    if (isDir) throw new SevArgumentError(command, `cannot write ${f.path}: it is a directory, not a file`);
+  });
   const temps: string[] = [];
+  let renaming = 0;
   try {
     for (const f of files) temps.push(writeTemp(command, f));
-    temps.forEach((tmp, i) => fs.renameSync(tmp, targets[i]));
+    for (; renaming < temps.length; renaming++) fs.renameSync(temps[renaming], targets[renaming]);
   } catch (e) {
     for (const tmp of temps) fs.rmSync(tmp, { force: true });
     if (e instanceof SevArgumentError) throw e;
-    throw new SevArgumentError(command, `cannot write ${files.map((f) => f.path).join(', ')}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+    throw new SevArgumentError(command, fileErrorText('write', files[renaming].path, e));
   }
   for (const dir of new Set(targets.map((t) => path.dirname(t)))) removeOrphanedTemps(dir);
   const durable = files.filter((f) => f.durable !== false).map((f) => path.dirname(path.resolve(f.path)));
   for (const dir of new Set(durable)) syncDirectory(dir);
+}
+
+/**
+ * mkdir -p of a directory outputs go into, one level at a time (node's recursive mkdir spins
+ * forever on /proc, where mkdir answers ENOENT under an existing parent); a failure is one line
+ * naming the directory that could not be made.
+ */
+export function makeOutputDir(command: string, dir: string, mode = 0o777): void {
+  const full = path.resolve(dir);
+  let cur = path.parse(full).root;
+  for (const part of full.slice(cur.length).split(path.sep).filter(Boolean)) {
+    cur = path.join(cur, part);
+    try {
+      fs.mkdirSync(cur, { mode });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SevArgumentError(command, fileErrorText('create', cur, e));
+    }
+  }
 }
 
 /** One file: writeOutputFiles with a single output. */

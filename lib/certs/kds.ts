@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { SevCertificateError } from '../errors';
+import { fileErrorText, SevCertificateError } from '../errors';
 import { checkArkAnchor, GENERATIONS, isGeneration, type Generation, type TrustedArk } from './anchors';
 import type { CaCertificate } from './ca-cert';
 import { algorithmInfo, Usage } from './constants';
@@ -118,7 +118,7 @@ export function loadAskArkFile(file: string, opts: { generation?: Generation; tr
   try {
     blob = fs.readFileSync(file);
   } catch (e) {
-    throw new SevCertificateError('CA_CHAIN', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`, e);
+    throw new SevCertificateError('CA_CHAIN', fileErrorText('read', file, e), e);
   }
   return verifyAskArk(blob, { ...opts, source: `file:${file}` });
 }

@@ -1,12 +1,11 @@
 // `sev session [--name N] PDH_OR_CHAIN POLICY`: the guest owner's launch session, written as
 // sevctl writes it — <name>_godh.b64, <name>_session.b64 (base64), <name>_tek.bin, <name>_tik.bin.
 // Given a chain (what `sev export --full` writes), the chain is verified before its PDH is used.
-import * as fs from 'node:fs';
 
 import { formatChainReport, SEV_CERT_SIZE, splitChainFile, type TrustedArk } from '../certs';
-import { SevArgumentError, SevCertificateError } from '../errors';
+import { SevCertificateError } from '../errors';
 import { SECRET_MODE, writeOutputFiles } from '../output-files';
-import { parseIntOrHex } from '../owner/inputs';
+import { parseIntOrHex, readFileArg } from '../owner/inputs';
 import { createLaunchSession } from '../owner/session';
 import { resolveCa, verifyPlatformChain } from '../platform/ownership';
 import { toJson, UsageError } from './output';
@@ -24,12 +23,7 @@ export const sessionCommand: Command = {
     const [file, policyText] = positionals;
     if (!file || policyText === undefined) throw new UsageError('session: PDH (or chain) file and policy required');
     const policy = parseIntOrHex('session', 'policy', policyText);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (e) {
-      throw new SevArgumentError('session', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
+    const bytes = readFileArg('session', 'PDH_OR_CHAIN', file);
     let pdh: Buffer;
     let verified = false;
     if (bytes.length === SEV_CERT_SIZE) {

@@ -7,7 +7,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
-import { writeOutputFile } from '../output-files';
+import { fileErrorText } from '../errors';
+import { makeOutputDir, writeOutputFile } from '../output-files';
 import { startKdsChild, type KdsChild } from './emu-kds';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -274,22 +275,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-/**
- * mkdir -p of the state directory, one level at a time (node's recursive mkdir spins forever on
- * /proc, where mkdir answers ENOENT under an existing parent), as one line naming the problem.
- */
+/** mkdir -p of the state directory, checked usable; a problem is one line naming it. */
 function makeStateDir(dir: string): void {
   const full = path.resolve(dir);
-  let cur = path.parse(full).root;
-  for (const part of full.slice(cur.length).split(path.sep).filter(Boolean)) {
-    cur = path.join(cur, part);
-    try {
-      fs.mkdirSync(cur, { mode: 0o700 });
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST') throw new Error(`--state ${dir}: cannot create ${cur} (${code ?? e})`);
-    }
-  }
+  makeOutputDir(`--state ${dir}`, full, 0o700);
   let ok = false;
   try {
     ok = fs.statSync(full).isDirectory();
@@ -300,7 +289,7 @@ function makeStateDir(dir: string): void {
   try {
     fs.accessSync(full, fs.constants.R_OK | fs.constants.W_OK | fs.constants.X_OK);
   } catch (e) {
-    throw new Error(`--state ${dir}: not usable (${(e as NodeJS.ErrnoException).code ?? e})`);
+    throw new Error(`--state ${dir}: ${fileErrorText('use', full, e)}`);
   }
 }
 

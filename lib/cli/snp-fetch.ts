@@ -4,11 +4,9 @@
 //   sev snp fetch vcek REPORT OUT_DIR [--generation G]                 → vcek.der
 //   sev snp fetch crl --generation G [--endorser vcek|vlek] OUT_DIR    → crl.der
 // Everything is fetched and checked before the first file is written; files are written atomically.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { SevArgumentError } from '../errors';
-import { writeOutputFiles } from '../output-files';
+import { makeOutputDir, writeOutputFiles } from '../output-files';
 import { readFileArg } from '../owner/inputs';
 import { getCertChain, getCrl, getVcekForReport, type Endorser, type KdsOptions } from '../snp/kds';
 import { parseAttestationReport, SNP_GENERATIONS, type SnpGeneration } from '../snp/report';
@@ -72,13 +70,7 @@ export async function snpFetch(ctx: CliContext, v: Record<string, unknown>, noun
     throw new UsageError(`${COMMAND}: expected ca, vcek or crl, got '${noun ?? ''}'`);
   }
   // Like snpguest, the output directory is created when missing.
-  for (const dir of new Set(files.map((f) => path.dirname(f.name)))) {
-    try {
-      fs.mkdirSync(dir, { recursive: true });
-    } catch (e) {
-      throw new SevArgumentError(COMMAND, `cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? e}`);
-    }
-  }
+  for (const dir of new Set(files.map((f) => path.dirname(f.name)))) makeOutputDir(COMMAND, dir);
   writeOutputFiles(COMMAND, files.map((f) => ({ path: f.name, data: f.bytes })));
   ctx.out(ctx.json ? toJson({ files: files.map((f) => ({ file: f.name, source: f.source })) })
     : files.map((f) => `${f.name} (from ${f.source})`).join('\n'));

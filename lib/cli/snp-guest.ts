@@ -7,11 +7,10 @@
 //   sev snp display key KEY_PATH
 // Reports come from /dev/sev-guest or configfs-tsm (auto: the device when it opens, else configfs-tsm).
 import { randomBytes, X509Certificate } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { SevArgumentError, SevError } from '../errors';
-import { SECRET_MODE, writeOutputFiles, type OutputFile } from '../output-files';
+import { makeOutputDir, SECRET_MODE, writeOutputFiles, type OutputFile } from '../output-files';
 import { parseIntOrHex, readFileArg } from '../owner/inputs';
 import type { CertTableEntry } from '../snp/cert-table';
 import { type KeySelect, type RootKey, SnpGuestDevice, SNP_DERIVED_KEY_SIZE } from '../snp/guest';
@@ -182,7 +181,7 @@ async function certificates(ctx: CliContext, v: Values, args: string[]): Promise
     files.push({ path: file, data: encoding === 'der' ? cert.raw : cert.toString() });
     written[name] = file;
   }
-  fs.mkdirSync(dir, { recursive: true });
+  makeOutputDir(COMMAND, dir);
   writeOutputFiles(COMMAND, files);
   if (ctx.json) ctx.out(toJson({ provider: got.provider, certificates: written, skipped }));
   else ctx.out(Object.entries(written).map(([n, f]) => `${n.toUpperCase().padEnd(4)} → ${f}`).join('\n'));

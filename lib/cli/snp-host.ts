@@ -12,7 +12,7 @@ import * as path from 'node:path';
 
 import { SevArgumentError } from '../errors';
 import { native } from '../native';
-import { writeOutputFile, writeOutputFiles } from '../output-files';
+import { makeOutputDir, writeOutputFile, writeOutputFiles } from '../output-files';
 import { parseIntOrHex, readFileArg } from '../owner/inputs';
 import { SevPlatform } from '../platform';
 import { buildCertTable, parseCertTable, type CertTableName } from '../snp/cert-table';
@@ -160,7 +160,7 @@ export async function snpCertTable(ctx: CliContext, sub: string | undefined, arg
       const cert = new X509Certificate(e.data);
       return { path: path.join(dir, `${e.name}.${encoding}`), data: encoding === 'pem' ? Buffer.from(cert.toString()) : cert.raw };
     });
-    fs.mkdirSync(dir, { recursive: true });
+    makeOutputDir(COMMAND, dir);
     writeOutputFiles(COMMAND, files);
     ctx.out(ctx.json ? toJson({ files: files.map((f) => f.path) }) : files.map((f) => f.path).join('\n'));
     return 0;

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 
-import { SevArgumentError } from '../errors';
+import { fileErrorText, SevArgumentError } from '../errors';
 
 export type DigestAlgorithm = 'sha256' | 'sha384';
 
@@ -101,7 +101,7 @@ export function digestFileArg(command: string, name: string, path: string, optio
  */
 export async function digestFileAsync(path: string, options: DigestFileOptions = {}): Promise<FileDigest> {
   const handle = await fs.promises.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK).catch((e: NodeJS.ErrnoException) => {
-    throw new SevArgumentError('measurement', `cannot read file ${path} (${e.code ?? 'error'})`);
+    throw new SevArgumentError('measurement', fileErrorText('read', path, e));
   });
   try {
     const st = await handle.stat();
@@ -128,7 +128,7 @@ export async function digestFileAsync(path: string, options: DigestFileOptions =
     return new FileDigest(size, digests, path);
   } catch (e) {
     if (e instanceof SevArgumentError) throw e;
-    throw new SevArgumentError('measurement', `cannot read file ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new SevArgumentError('measurement', fileErrorText('read', path, e));
   } finally {
     await handle.close();
   }
@@ -169,8 +169,7 @@ export function withInputFile<T>(command: string, name: string, path: string, ma
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK); // a FIFO must not block the open
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
+    throw new SevArgumentError(command, `${name}: ${fileErrorText('read', path, e)}`);
   }
   try {
     const st = fs.fstatSync(fd);
@@ -180,8 +179,7 @@ export function withInputFile<T>(command: string, name: string, path: string, ma
     return read(fd, st.size);
   } catch (e) {
     if (e instanceof SevArgumentError) throw e;
-    const code = (e as NodeJS.ErrnoException).code ?? 'error';
-    throw new SevArgumentError(command, `${name}: cannot read file ${path} (${code})`);
+    throw new SevArgumentError(command, `${name}: ${fileErrorText('read', path, e)}`);
   } finally {
     fs.closeSync(fd);
   }

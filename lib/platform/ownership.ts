@@ -16,7 +16,7 @@ import {
   Usage,
   verifyChain,
 } from '../certs';
-import { SevArgumentError, SevCertificateError } from '../errors';
+import { fileErrorText, SevArgumentError, SevCertificateError } from '../errors';
 import { SECRET_MODE, writeOutputFiles } from '../output-files';
 import { SevPlatform } from './platform';
 
@@ -48,7 +48,7 @@ export function readOca(certPath: string, keyPath: string): OcaKeyPair {
     try {
       return fs.readFileSync(p);
     } catch (e) {
-      throw new SevArgumentError('provision', `cannot read the ${what} ${p}: ${(e as NodeJS.ErrnoException).code ?? e}`);
+      throw new SevArgumentError('provision', `${what}: ${fileErrorText('read', p, e)}`);
     }
   };
   const cert = SevCertificate.parse(read(certPath, 'OCA certificate'));

@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 
-import { SevArgumentError } from '../errors';
+import { fileErrorText, SevArgumentError } from '../errors';
 import type { DigestInput } from '../owner/file-digest';
 import { MAX_VCPUS, measuredData } from '../owner/launch-digest';
 import { OvmfImage } from '../owner/ovmf';
@@ -295,7 +295,7 @@ function varsSize(o: LaunchDigestOptions): number {
     try {
       return fs.statSync(o.varsFile).size;
     } catch (e) {
-      throw new SevArgumentError('measurement', `cannot read the OVMF variable store ${o.varsFile} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new SevArgumentError('measurement', `--vars-file: ${fileErrorText('read', o.varsFile, e)}`);
     }
   }
   const n = o.varsSize;

@@ -30,12 +30,12 @@ describe('sev CLI: owner commands reject bad input', function () {
   };
 
   it('verify with a chain file that is missing or a directory: one line naming the file', () => {
-    fails(['verify', '--sev', path.join(tmp, 'no-such-chain')], 1, /^error: verify: --sev: cannot read file .*no-such-chain \(ENOENT\)$/m);
+    fails(['verify', '--sev', path.join(tmp, 'no-such-chain')], 1, /^error: verify: --sev: cannot read .*no-such-chain: no such file or directory \(ENOENT\)$/m);
     fails(['verify', '--sev', tmp], 1, /--sev: .* is a directory, not a regular file/);
   });
   it('a kernel that is not a regular file (/dev/zero) is refused before anything is read', () =>
     fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', OVMF, '--kernel', '/dev/zero', '--initrd', '/dev/null'], 1, /--kernel: \/dev\/zero is a character device, not a regular file/));
-  it('a missing firmware file', () => fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', 'nope.fd'], 1, /^error: measurement: --firmware: cannot read file nope\.fd \(ENOENT\)/));
+  it('a missing firmware file', () => fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', 'nope.fd'], 1, /^error: measurement: --firmware: cannot read nope\.fd: no such file or directory \(ENOENT\)/));
   it('more vCPUs than KVM allows (4096), refused before any VMSA is built', () =>
     fails(['measurement', 'build', ...BASE, ...TIK, '--firmware', OVMF, '--num-cpus', '1000000', '--cpu-type', 'EPYC-v4', '--policy', '0x5'], 1, /vCPU count must be an integer from 1 to 4096 \(KVM's limit\), got 1000000/));
   it('a TIK of the wrong size', () => fails(['measurement', 'build', ...BASE, '--tik', 'AAAA', '--firmware', OVMF], 1, /--tik must be 16 bytes, the base64 value has 3/));
@@ -63,7 +63,7 @@ describe('sev CLI: owner commands reject bad input', function () {
     assert.ok(!fs.existsSync(path.join(tmp, 'h')) && !fs.existsSync(path.join(tmp, 'p')), 'no output written');
   });
   it('a secret without a colon', () => fails(['secret', 'build', ...SECRET, '--secret', 'secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /expected GUID:PATH/));
-  it('a missing secret file', () => fails(['secret', 'build', ...SECRET, '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/none.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /cannot read file secret\/none.txt \(ENOENT\)/));
+  it('a missing secret file', () => fails(['secret', 'build', ...SECRET, '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/none.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /cannot read secret\/none.txt: no such file or directory \(ENOENT\)/));
   it('a short IV', () => fails(['secret', 'build', ...SECRET, '--iv', 'AAAAAAAA', '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /--iv must be 16 bytes/));
   it('a TEK of the wrong size', () => fails(['secret', 'build', ...SECRET, '--tek', Buffer.alloc(32).toString('base64'), '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/secret1.txt', path.join(tmp, 'h'), path.join(tmp, 'p')], 1, /--tek must be 16 bytes/));
   it('no output files', () => fails(['secret', 'build', ...SECRET, '--secret', '736869e5-84f0-4973-92ec-06879ce3da0b:secret/secret1.txt'], 2, /HEADER-FILE and PAYLOAD-FILE are required/));

@@ -113,10 +113,10 @@ describe('cli: sev', function () {
       const file = path.join(dir, 'a-file');
       fs.writeFileSync(file, '');
       const cases: Array<[string[], RegExp]> = [
-        [['run', '--state', '/proc/sev-emu-nope', '--', 'true'], /--state \/proc\/sev-emu-nope: cannot create \/proc\/sev-emu-nope \(ENOENT\)/],
+        [['run', '--state', '/proc/sev-emu-nope', '--', 'true'], /--state \/proc\/sev-emu-nope: cannot create \/proc\/sev-emu-nope: no such file or directory \(ENOENT\)/],
         [['run', '--state', file, '--', 'true'], /not a directory/],
         [['run', '--state', path.join(file, 'sub'), '--', 'true'], /ENOTDIR/],
-        [['ca', '--state', path.join(dir, 'state'), path.join(dir, 'missing', 'ca.cert')], /cannot write .*ca\.cert: ENOENT/],
+        [['ca', '--state', path.join(dir, 'state'), path.join(dir, 'missing', 'ca.cert')], /cannot write .*ca\.cert: no such file or directory \(ENOENT\)/],
       ];
       for (const [args, message] of cases) {
         const r = run(process.execPath, [SEV_EMU_BIN, ...args]);
