@@ -592,29 +592,26 @@ long SevCall::snp_launch_update() {
   uint32_t fw_error = 0;
   long ret = 0;
   uint64_t done = 0;
-  // The source is read a batch of pages at a time (one copy instead of one per page); a batch
-  // that faults is read again page by page, so the pages before the bad one still launch.
+  // The source is read 64 pages per copy rather than one; once a batch faults, the rest is read
+  // a page at a time, so the pages before the bad one still launch (as per-page GUP has it).
   constexpr uint64_t kBatch = 64;
   std::vector<uint8_t> batch(src ? std::min(npages, kBatch) * kPageSize : 0);
   uint64_t batch_first = 0, batch_pages = 0;
+  bool page_by_page = false;
   for (; done < npages; done++) {
     const uint64_t uaddr = src ? src + done * kPageSize : 0;
     const uint8_t* page = nullptr;
     if (src) {
-      if (done >= batch_first + batch_pages) {
+      if (!page_by_page && done == batch_first + batch_pages) {
         batch_first = done;
         batch_pages = std::min(npages - done, kBatch);
-        if (copy_from_user(batch.data(), uaddr, batch_pages * kPageSize)) batch_pages = 0;
+        page_by_page = copy_from_user(batch.data(), uaddr, batch_pages * kPageSize) != 0;
       }
+      uint8_t* own = batch.data() + (page_by_page ? 0 : (done - batch_first) * kPageSize);
       // get_user_pages_fast; a CPUID source must be writable (the firmware's answer is copied back).
-      uint8_t* own = batch.data() + (done - batch_first) * kPageSize;
-      if (batch_pages == 0) {
-        batch_first = done + 1;
-        own = batch.data();
-        if (copy_from_user(own, uaddr, kPageSize)) {
-          ret = -EFAULT;
-          break;
-        }
+      if (page_by_page && copy_from_user(own, uaddr, kPageSize)) {
+        ret = -EFAULT;
+        break;
       }
       if (type == KVM_SEV_SNP_PAGE_TYPE_CPUID && copy_to_user(uaddr, own, kPageSize)) {
         ret = -EFAULT;

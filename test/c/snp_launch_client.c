@@ -51,6 +51,7 @@
 #define SECRETS_GFN 0x20
 #define CPUID_GFN 0x21
 #define EDGE_GFN 0xfe /* two private pages, then the shared half */
+#define FAULT_GFN 0x30 /* three pages whose source ends in a hole */
 
 /* SNP PAGE_INFO types (the firmware's; VMSA pages are KVM's own, at INITIAL_VMSA_GPA). */
 #define PAGE_TYPE_VMSA 2
@@ -452,6 +453,23 @@ static void launch_pages(struct vm *v) {
     r = update(v, &u, &err, &fw);
     STEP(v, r < 0 && err == EIO && fw == 0 && memcmp(&again, &u, sizeof u) == 0,
          "calling again for the shared rest -> EIO, error 0, arguments untouched (errno %d fw 0x%x)", err, fw);
+  }
+
+  /* A source whose third page is unmapped: the first two are launched and the call succeeds
+   * with the rest left to do (kvm_gmem_populate stops at the page GUP cannot get); the rest is
+   * then EIO with error 0. */
+  uint8_t *holed = mmap(NULL, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (holed != MAP_FAILED) {
+    memset(holed, 0x77, 2 * PAGE);
+    munmap(holed + 2 * PAGE, PAGE);
+    u = upd(FAULT_GFN, holed, 3, KVM_SEV_SNP_PAGE_TYPE_NORMAL);
+    r = update(v, &u, &err, &fw);
+    STEP(v, r == 0 && u.gfn_start == FAULT_GFN + 2 && u.len == PAGE && u.uaddr == uptr(holed + 2 * PAGE),
+         "NORMAL gfn 0x%x x3 from a source with its third page unmapped -> partial: gfn_start 0x%llx len 0x%llx (errno %d)",
+         FAULT_GFN, (unsigned long long)u.gfn_start, (unsigned long long)u.len, err);
+    r = update(v, &u, &err, &fw);
+    STEP(v, r < 0 && err == EIO && fw == 0, "the unmapped source page -> EIO, error 0 (errno %d fw 0x%x)", err, fw);
+    munmap(holed, 2 * PAGE);
   }
 
   /* A page launched already. */
