@@ -155,7 +155,7 @@ long SoftMemory::with_gmem_page(uint64_t gfn, const std::function<long(uint8_t*,
   const Memslot* s = find(gfn * kPage);
   if (!s || !s->gmem || !s->gmem_bound.load() || !is_private(gfn)) return -EINVAL;
   uint8_t* page = s->gmem_ptr(gfn * kPage);
-  return fn(page, s->gmem->rmp[uint64_t(page - s->gmem->base) / kPage]);
+  return fn(page, s->rmp(gfn * kPage));
 }
 
 bool SoftMemory::is_private(uint64_t gfn) const {

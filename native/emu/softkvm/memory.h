@@ -60,6 +60,8 @@ struct Memslot {
 
   bool gmem_only() const;
   uint8_t* gmem_ptr(uint64_t a) const { return gmem->base + gmem_offset + (a - gpa); }
+  // The RMP entry of the guest_memfd page behind `a` (a gmem slot's address).
+  RmpEntry& rmp(uint64_t a) const { return gmem->rmp[uint64_t(gmem_ptr(a & ~(kPage - 1)) - gmem->base) / kPage]; }
 
   bool contains(uint64_t a) const { return a >= gpa && a - gpa < size; }
   uint8_t* host(uint64_t a) const { return reinterpret_cast<uint8_t*>(uaddr + (a - gpa)); }

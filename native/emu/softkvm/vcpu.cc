@@ -110,7 +110,7 @@ SoftVcpu::SnpAccess SoftVcpu::snp_access(const Memslot* s, uint64_t gpa, bool pr
   if (priv != vm_->memory.is_private(page / kPage)) return SnpAccess::kMemoryFault;
   if (!priv) return SnpAccess::kShared;
   if (!s || !s->gmem || !s->gmem_bound.load(std::memory_order_acquire)) return SnpAccess::kMemoryFault;
-  RmpEntry& r = s->gmem->rmp[uint64_t(s->gmem_ptr(page) - s->gmem->base) / kPage];
+  RmpEntry& r = s->rmp(page);
   if (!r.assigned) r = RmpEntry{true, false, false, vm_->sev->asid, page};  // sev_gmem_prepare
   if (!r.validated || r.gpa != page || r.asid != vm_->sev->asid) return SnpAccess::kNotValidated;
   return SnpAccess::kPrivate;
@@ -613,6 +613,17 @@ long SoftVcpu::entry_checks() {
   return 0;
 }
 
+// kvm_prepare_memory_fault_exit: KVM_RUN fails with EFAULT, the guest stays at the access.
+SoftVcpu::Next SoftVcpu::memory_fault_exit(uint64_t gpa, bool priv) {
+  auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
+  r->exit_reason = uapi::EXIT_MEMORY_FAULT;
+  r->memory_fault.flags = priv ? uapi::MEMORY_EXIT_FLAG_PRIVATE : 0;
+  r->memory_fault.gpa = gpa;
+  r->memory_fault.size = kPage;
+  run_error_ = -EFAULT;
+  return Next::kError;
+}
+
 SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
   switch (stop) {
     case Stop::kKick:
@@ -654,17 +665,9 @@ SoftVcpu::Next SoftVcpu::handle_stop(Stop stop, uc_err err) {
       // A private page the guest has not validated (PVALIDATE): #VC, "page not validated".
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;
       return deliver(29, true, kVcPageNotValidated, false);
-    case Stop::kMemoryFault: {
+    case Stop::kMemoryFault:
       if (err != UC_ERR_EXCEPTION) return Next::kContinue;
-      // kvm_prepare_memory_fault_exit: KVM_RUN fails with EFAULT, the guest stays at the access.
-      auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
-      r->exit_reason = uapi::EXIT_MEMORY_FAULT;
-      r->memory_fault.flags = fault_private_ ? uapi::MEMORY_EXIT_FLAG_PRIVATE : 0;
-      r->memory_fault.gpa = mmio_gpa_;
-      r->memory_fault.size = kPage;
-      run_error_ = -EFAULT;
-      return Next::kError;
-    }
+      return memory_fault_exit(mmio_gpa_, fault_private_);
     case Stop::kException: {
       ctx_->load();
       const bool soft = ctx_->software_interrupt();
@@ -860,8 +863,7 @@ SoftVcpu::Next SoftVcpu::complete_userspace() {
       break;
     }
     case Completion::kStringIn:
-    case Completion::kStringOut:
-      return finish_string_io(c);
+      return finish_string_in(c);
     case Completion::kMmioRead: {
       Probe p;
       p.page = c.gpa & ~(kPage - 1);

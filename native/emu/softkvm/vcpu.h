@@ -66,7 +66,7 @@ class SoftVcpu : public PageTableMemory {
 
   // What the next KVM_RUN completes before running (KVM's complete_userspace_io).
   struct Completion {
-    enum Kind { kNone, kPioOut, kPioIn, kStringIn, kStringOut, kMmioRead, kGhcbIo, kGhcbMmioRead, kPscMsr, kReqCerts } kind = kNone;
+    enum Kind { kNone, kPioOut, kPioIn, kStringIn, kMmioRead, kGhcbIo, kGhcbMmioRead, kPscMsr, kReqCerts } kind = kNone;
     uint64_t linear_rip = 0;
     uint8_t size = 0;      // PIO element size
     uint32_t count = 0;    // string PIO elements in this exit
@@ -142,6 +142,7 @@ class SoftVcpu : public PageTableMemory {
   void drop_translation(uint64_t addr, uint64_t len);
   void flush_private_writes();
   Next handle_stop(Stop stop, uc_err err);
+  Next memory_fault_exit(uint64_t gpa, bool priv);
   bool map_probe(uc_tlb_entry* e);
   void note_memory_stop(Stop kind, uint64_t page, uint32_t error, Access a);
   Next mmio_exit();
@@ -192,7 +193,7 @@ class SoftVcpu : public PageTableMemory {
   Next emulate_at(uint64_t linear);
   Next emulate_io(const X86Insn& in);
   Next emulate_string_io(const X86Insn& in);
-  Next finish_string_io(const Completion& c);
+  Next finish_string_in(const Completion& c);
   Next emulate_msr(const X86Insn& in, bool write);
   Next emulate_cpuid(const X86Insn& in);
   Next emulate_hypercall(const X86Insn& in);

@@ -293,20 +293,18 @@ SoftVcpu::Next SoftVcpu::emulate_string_io(const X86Insn& in) {
   run_->io.port = port;
   run_->io.count = uint32_t(count);
   run_->io.data_offset = kPage;
-  Completion c;
-  c.kind = input ? Completion::kStringIn : Completion::kStringOut;
-  c.linear_rip = linear_rip();
-  c.size = size;
-  c.count = uint32_t(count);
-  c.gpa = t.gpa;
-  c.insn = in;
   pending_ = {};
   // The emulator writes an OUTS element's registers back before it exits: the VMM sees RSI and
   // RCX advanced, and RIP past a single OUTS — but still on a REP OUTS, even after its last
   // element (the guest's next run finds RCX 0 and moves on; measured on kvm_pvm). INS completes
-  // on the next KVM_RUN.
+  // on the next KVM_RUN, with the VMM's data.
   if (input) {
-    pending_ = c;
+    pending_.kind = Completion::kStringIn;
+    pending_.linear_rip = linear_rip();
+    pending_.size = size;
+    pending_.count = uint32_t(count);
+    pending_.gpa = t.gpa;
+    pending_.insn = in;
   } else {
     const uint64_t p = reg(UC_X86_REG_RSI);
     set_reg(UC_X86_REG_RSI, merge(p, down ? p - bytes : p + bytes, in.address_size));
@@ -320,21 +318,18 @@ SoftVcpu::Next SoftVcpu::emulate_string_io(const X86Insn& in) {
   return Next::kExit;
 }
 
-SoftVcpu::Next SoftVcpu::finish_string_io(const Completion& c) {
+// An INS exit completed by the VMM: its data into guest memory, RDI and RCX advanced.
+SoftVcpu::Next SoftVcpu::finish_string_in(const Completion& c) {
   const X86Insn& in = c.insn;
   const uint32_t bytes = c.count * c.size;
-  if (c.kind == Completion::kStringIn) {
-    const uint8_t* pio = reinterpret_cast<const uint8_t*>(run_) + kPage;
-    if (!write_gpa(c.gpa, pio, bytes)) {
-      exit_internal_error(KVM_INTERNAL_ERROR_EMULATION);
-      return Next::kExit;
-    }
+  const uint8_t* pio = reinterpret_cast<const uint8_t*>(run_) + kPage;
+  if (!write_gpa(c.gpa, pio, bytes)) {
+    exit_internal_error(KVM_INTERNAL_ERROR_EMULATION);
+    return Next::kExit;
   }
-  const bool input = c.kind == Completion::kStringIn;
-  const int ptr = input ? UC_X86_REG_RDI : UC_X86_REG_RSI;
   const bool down = reg(UC_X86_REG_RFLAGS) & kRflagsDf;
-  const uint64_t p = reg(ptr);
-  set_reg(ptr, merge(p, down ? p - bytes : p + bytes, in.address_size));
+  const uint64_t p = reg(UC_X86_REG_RDI);
+  set_reg(UC_X86_REG_RDI, merge(p, down ? p - bytes : p + bytes, in.address_size));
   if (in.rep) {
     const uint64_t rcx = reg(UC_X86_REG_RCX);
     const uint64_t left = (rcx & address_mask(in.address_size)) - c.count;
@@ -606,16 +601,8 @@ SoftVcpu::Next SoftVcpu::emulate_pvalidate(const X86Insn& in) {
     const uint64_t page = t.gpa & ~(kPage - 1);
     Memslot* s = vm_->memory.find(page);
     const SnpAccess k = snp_access(s, page, true);
-    if (k == SnpAccess::kMemoryFault) {
-      auto* r = reinterpret_cast<uapi::kvm_run_exits*>(run_);
-      r->exit_reason = uapi::EXIT_MEMORY_FAULT;
-      r->memory_fault.flags = uapi::MEMORY_EXIT_FLAG_PRIVATE;
-      r->memory_fault.gpa = page;
-      r->memory_fault.size = kPage;
-      run_error_ = -EFAULT;
-      return Next::kError;
-    }
-    RmpEntry& e = s->gmem->rmp[uint64_t(s->gmem_ptr(page) - s->gmem->base) / kPage];
+    if (k == SnpAccess::kMemoryFault) return memory_fault_exit(page, true);
+    RmpEntry& e = s->rmp(page);
     if (e.gpa != page || e.asid != vm_->sev->asid || e.vmsa) {
       result = kFailInput;
     } else {
